@@ -1,0 +1,73 @@
+# The two commands: `make book` and `make test`. Both set up .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_DATA := $(abspath ../shared/data)
+# Tests, CI and local builds read the data from ../shared/data when it is there;
+# otherwise mmbook downloads it into the user cache.
+export MMBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),)
+export MMBOOK_CACHE ?= $(abspath _build/mmbook-cache)
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+JOBS ?= 2
+
+.PHONY: book test setup unit notebooks html-check lint strip vendor chromium clean bench
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+# The ipywidgets JavaScript (html-manager + require.js), brought by npm, never committed.
+vendor: _build/vendor/embed-amd.js
+_build/vendor/embed-amd.js:
+	@mkdir -p _build/npm _build/vendor
+	cd _build/npm && npm install --silent --no-audit --no-fund --prefix . \
+		@jupyter-widgets/html-manager@1.0.13 requirejs@2.3.7 >/dev/null
+	cp _build/npm/node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js _build/vendor/
+	cp _build/npm/node_modules/requirejs/require.js _build/vendor/require.min.js
+
+# Execute every notebook and build the HTML into _build/html; any failing cell fails.
+book: setup vendor
+	$(BIN)/jupyter-book build . -W -n --keep-going --path-output .
+	@echo "book: open _build/html/index.html"
+
+# Unit tests + every notebook under nbval, then the rendered-HTML check in Chromium.
+test: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests book/*.ipynb --nbval-lax \
+		-n $(JOBS) --dist loadfile --durations=0 -q
+	$(MAKE) book
+	$(MAKE) html-check
+
+unit: setup
+	$(BIN)/python -m pytest tests -n $(JOBS) --dist loadfile -q
+
+notebooks: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest book/*.ipynb --nbval-lax -n $(JOBS) \
+		--dist loadfile --durations=0 -q
+
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the HTML check"; \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+		{ echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
+
+html-check: setup chromium
+	$(BIN)/python -m pytest tests/rendered --rendered -q
+
+lint: setup
+	$(BIN)/ruff check mmbook tests tools book
+
+strip: setup
+	$(BIN)/nbstripout book/*.ipynb
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,67 @@
+"""Test configuration: data location, determinism, a per-notebook time summary."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Tests read the real data from ../shared/data (read-only) and build derived files in
+# _build/mmbook-cache, unless the caller set the variables already.
+if "MMBOOK_DATA" not in os.environ and (SHARED_DATA / "README.md").exists():
+    os.environ["MMBOOK_DATA"] = str(SHARED_DATA)
+os.environ.setdefault("MMBOOK_CACHE", str(ROOT / "_build" / "mmbook-cache"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--rendered", action="store_true",
+                     help="run the rendered-HTML checks (needs `make book` first)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--rendered"):
+        return
+    skip = pytest.mark.skip(reason="rendered-HTML check: run `make html-check` after `make book`")
+    for item in items:
+        if "rendered" in item.nodeid.split("::")[0].split("/"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    path = Path(os.environ["MMBOOK_DATA"])
+    assert (path / "README.md").exists(), f"MMBOOK_DATA={path} has no README.md"
+    return path
+
+
+_NB_TIMES: dict = defaultdict(float)
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _NB_TIMES[path] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NB_TIMES:
+        terminalreporter.section("notebook execution time (sum of cell times)")
+        for path, secs in sorted(_NB_TIMES.items()):
+            terminalreporter.write_line(f"{secs:7.1f} s  {path}")
+        terminalreporter.write_line(f"{sum(_NB_TIMES.values()):7.1f} s  total")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    from mmbook.utils import set_seed
+
+    set_seed(0)
+    yield
+
+

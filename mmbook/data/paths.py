@@ -1,0 +1,57 @@
+"""Where the raw data and the derived caches live.
+
+* The **data root** holds the raw files in the layout of the book's data README
+  (``fsdd/recordings/*.wav``, ``mnist/*.gz``, ``mfeat/*.csv``, each folder with a
+  ``SHA256SUMS``). It is ``$MMBOOK_DATA`` when set, otherwise a per-user cache folder
+  (``$XDG_CACHE_HOME/mmbook/data``, by default ``~/.cache/mmbook/data``). A data root
+  given by ``MMBOOK_DATA`` is treated as read-only.
+* The **derived cache** holds what the package builds from the raw files (AV digits
+  tensors). It is ``$MMBOOK_CACHE`` when set, otherwise ``~/.cache/mmbook/derived``:
+  never inside the data root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["data_root", "cache_dir"]
+
+
+def _user_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mmbook"
+
+
+def data_root(root=None) -> Path:
+    """The data root: ``root`` if given, else ``$MMBOOK_DATA``, else the user cache.
+
+    Raises:
+        FileNotFoundError: if ``root`` or ``$MMBOOK_DATA`` names a folder that does not
+            exist (never a silent fallback to another location).
+    """
+    if root is None:
+        env = os.environ.get("MMBOOK_DATA")
+        if not env:
+            path = _user_cache() / "data"
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        root, origin = env, "the environment variable MMBOOK_DATA"
+    else:
+        origin = "the argument root"
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"data root {str(path)!r} (from {origin}) does not exist or is not a folder. "
+            "Point MMBOOK_DATA at a folder holding fsdd/, mnist/ and mfeat/, or unset it "
+            "to download into the user cache."
+        )
+    return path
+
+
+def cache_dir(path=None) -> Path:
+    """The folder for derived files: ``path``, else ``$MMBOOK_CACHE``, else the user cache."""
+    path = Path(path or os.environ.get("MMBOOK_CACHE") or (_user_cache() / "derived"))
+    path = path.expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

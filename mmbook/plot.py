@@ -1,0 +1,143 @@
+"""Plots and tables used across the chapters (matplotlib only; no display side effects)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["heatmap", "learning_curves", "bar_accuracies", "ResultsTable", "show_spectrogram",
+           "show_images"]
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def heatmap(values, ax=None, *, xlabel: str = "", ylabel: str = "", title: str = "",
+            cmap: str = "viridis", vmin=None, vmax=None, colorbar: bool = True,
+            annotate: bool = False, xticklabels=None, yticklabels=None):
+    """Draw a 2-D array (attention weights, a kernel matrix) as a heatmap.
+
+    Shape:
+        - values: :math:`(R, C)`
+    """
+    a = _np(values)
+    if a.ndim != 2:
+        raise ValueError(f"values must be 2-D (R, C), got shape {a.shape}")
+    ax = ax or plt.subplots(figsize=(4, 3.5))[1]
+    im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if xticklabels is not None:
+        ax.set_xticks(range(len(xticklabels)), xticklabels)
+    if yticklabels is not None:
+        ax.set_yticks(range(len(yticklabels)), yticklabels)
+    if annotate:
+        for (i, j), v in np.ndenumerate(a):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], key: str = "train_loss",
+                    ax=None, *, xlabel: str = "epoch", ylabel=None, title: str = "", logy=False):
+    """Plot one metric of several training histories on one axis."""
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    for name, hist in histories.items():
+        if key not in hist:
+            raise KeyError(f"history {name!r} has no {key!r}; it has {sorted(hist)}")
+        ys = list(hist[key])
+        ax.plot(range(1, len(ys) + 1), ys, label=name, marker="o" if len(ys) < 30 else None)
+    ax.set(xlabel=xlabel, ylabel=ylabel or key, title=title)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def bar_accuracies(accuracies: Mapping[str, float], ax=None, *, chance=None, title: str = "",
+                   ylabel: str = "test accuracy"):
+    """Bar chart of accuracies by method, with an optional chance line."""
+    ax = ax or plt.subplots(figsize=(max(4, 0.9 * len(accuracies)), 3.5))[1]
+    names, vals = list(accuracies), [float(v) for v in accuracies.values()]
+    bars = ax.bar(names, vals, color=plt.cm.tab10(np.arange(len(names)) % 10))
+    ax.bar_label(bars, labels=[f"{v:.2f}" for v in vals], fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=1, label="chance")
+        ax.legend(loc="lower right")
+    ax.set(ylim=(0, 1.05), ylabel=ylabel, title=title)
+    ax.tick_params(axis="x", rotation=30)
+    return ax
+
+
+def show_spectrogram(spec, ax=None, *, length=None, title: str = "", hop_ms: float = 25.0):
+    """Show a ``(T, F)`` spectrogram with time on the x axis; mark ``length`` if given."""
+    s = _np(spec)
+    if s.ndim != 2:
+        raise ValueError(f"spec must be 2-D (T, F), got shape {s.shape}")
+    ax = ax or plt.subplots(figsize=(4, 2.5))[1]
+    ax.imshow(s.T, origin="lower", aspect="auto", cmap="magma")
+    if length is not None:
+        ax.axvline(float(length) - 0.5, color="c", ls="--", lw=1)
+    ax.set(xlabel=f"frame ({hop_ms:g} ms)", ylabel="frequency bin", title=title)
+    return ax
+
+
+def show_images(images, labels=None, *, ncols: int = 8, title: str = "", cmap: str = "gray"):
+    """Grid of ``(N, 1, H, W)`` or ``(N, H, W)`` images; returns the figure."""
+    a = _np(images)
+    a = a[:, 0] if a.ndim == 4 else a
+    if a.ndim != 3:
+        raise ValueError(f"images must be (N, 1, H, W) or (N, H, W), got shape {_np(images).shape}")
+    n = len(a)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.3 * nrows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(a[k], cmap=cmap)
+            if labels is not None:
+                ax.set_title(str(_np(labels)[k]), fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+class ResultsTable:
+    """A small results table that renders as HTML in notebooks and as text elsewhere.
+
+    Args:
+        rows: a list of dicts (one per method) sharing the same keys.
+        floatfmt: format for float cells.
+    """
+
+    def __init__(self, rows: Sequence[Mapping], floatfmt: str = "{:.3f}"):
+        if not rows:
+            raise ValueError("rows must be a non-empty list of dicts")
+        self.rows = [dict(r) for r in rows]
+        self.columns = list(self.rows[0])
+        self.floatfmt = floatfmt
+
+    def _cell(self, v) -> str:
+        return self.floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(self._cell(r.get(c, '')))}</td>"
+                                        for c in self.columns) + "</tr>" for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        cells = [[str(c) for c in self.columns]] + [[self._cell(r.get(c, "")) for c in self.columns]
+                                                    for r in self.rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
+        lines = ["  ".join(s.ljust(w) for s, w in zip(row, widths)) for row in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def column(self, name: str) -> list:
+        """The values of one column, in row order."""
+        return [r[name] for r in self.rows]
