@@ -54,7 +54,7 @@ notebooks: setup
 
 chromium:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the HTML check"; \
-		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) || \
 		{ echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
 html-check: setup chromium

@@ -1,14 +1,27 @@
 """Data sets of the book: AV digits (MNIST + FSDD), mfeat (six views), synthetic interactions."""
 
-from .av_digits import AV_SIZES, AVDigits, load_av_digits, spectrogram
-from .download import fetch
+from .av_digits import (
+    AV_MAX_SIZES,
+    AV_SIZES,
+    AVDigits,
+    load_av_digits,
+    mnist_pca,
+    read_mnist,
+    read_wav,
+    remove_energy,
+    spectrogram,
+)
+from .download import ChecksumError, DownloadError, ensure, fetch, sha256_file
 from .mfeat import MFEAT_VIEWS, load_mfeat
 from .paths import cache_dir, data_root
+from .registry import DATASETS, attribution, checksums, file_url
 from .synthetic import INTERACTION_KINDS, make_interactions
 
 __all__ = [
-    "AVDigits", "load_av_digits", "spectrogram", "AV_SIZES",
+    "AVDigits", "load_av_digits", "spectrogram", "read_wav", "read_mnist", "mnist_pca",
+    "remove_energy", "AV_SIZES", "AV_MAX_SIZES",
     "load_mfeat", "MFEAT_VIEWS",
     "make_interactions", "INTERACTION_KINDS",
-    "fetch", "data_root", "cache_dir",
+    "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
+    "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
 ]

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .download import fetch
+from .download import ensure, fetch
 from .paths import cache_dir
 
-__all__ = ["AVDigits", "load_av_digits", "AV_SIZES", "SAMPLE_RATE"]
+__all__ = ["AVDigits", "load_av_digits", "AV_SIZES", "AV_MAX_SIZES", "SAMPLE_RATE", "spectrogram",
+           "read_wav", "read_mnist", "mnist_pca", "remove_energy"]
 
 SAMPLE_RATE = 8000
 N_SAMPLES = 8000  # recordings are cropped or zero-padded to 1 s
@@ -42,8 +43,13 @@ AV_SIZES = {
     "small": {"train": 3000, "val": 500, "test": 1000},
     "full": {"train": 55000, "val": 5000, "test": 10000},
 }
+AV_MAX_SIZES = {"train": 55000, "val": 5000, "test": 10000}  # MNIST images per split
+SPLITS = ("train", "val", "test")
+_MNIST_OFFSET = {"train": 0, "val": 55000, "test": 0}  # first row of each split in its file
 _FSDD_TAKES = {"train": range(10, 50), "val": range(5, 10), "test": range(0, 5)}
-_VERSION = 1
+_MNIST_FILES = tuple(f"{p}-{k}-idx{d}-ubyte.gz" for p in ("train", "t10k")
+                     for k, d in (("images", 3), ("labels", 1)))
+_VERSION = 2
 
 
 @dataclass
@@ -56,8 +62,11 @@ class AVDigits(torch.utils.data.Dataset):
             time second (T = 41 frames of 25 ms, F = 64 frequency bins), standardised.
         lengths: int64 ``(N,)``: frames that hold the recording (the rest is padding).
         labels: int64 ``(N,)``: the digit, shared by both modalities.
-        audio_files: the FSDD file each row's audio comes from.
+        audio_files: the FSDD file each row's audio comes from
+            (``recordings/{digit}_{speaker}_{take}.wav``).
         split: ``"train"``, ``"val"`` or ``"test"``.
+        image_indices: int64 ``(N,)``: the row of the MNIST file each image comes from
+            (``train-images`` for train and val, ``t10k-images`` for test).
 
     Shape:
         ``ds[i]`` is ``(image (1, 28, 28), audio (T, F), length (), label ())``.
@@ -69,6 +78,7 @@ class AVDigits(torch.utils.data.Dataset):
     labels: torch.Tensor
     audio_files: list
     split: str
+    image_indices: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -79,6 +89,25 @@ class AVDigits(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"AVDigits(split={self.split!r}, n={len(self)}, images="
                 f"{tuple(self.images.shape)}, audio={tuple(self.audio.shape)})")
+
+    def modality(self, name: str) -> torch.utils.data.TensorDataset:
+        """One modality alone, for single-modality baselines.
+
+        Args:
+            name: ``"image"`` (items ``(image, label)``) or ``"audio"`` (items
+                ``(audio, length, label)``, the arity an audio encoder expects).
+        """
+        if name == "image":
+            return torch.utils.data.TensorDataset(self.images, self.labels)
+        if name == "audio":
+            return torch.utils.data.TensorDataset(self.audio, self.lengths, self.labels)
+        raise ValueError(f"name must be 'image' or 'audio', got {name!r}")
+
+    def to(self, device) -> AVDigits:
+        """A copy whose tensors live on ``device`` (the file names are shared)."""
+        idx = None if self.image_indices is None else self.image_indices.to(device)
+        return AVDigits(self.images.to(device), self.audio.to(device), self.lengths.to(device),
+                        self.labels.to(device), self.audio_files, self.split, idx)
 
 
 # ----------------------------------------------------------------------------- MNIST
@@ -91,20 +120,36 @@ def _read_idx(path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def _mnist(split: str, root):
+def read_mnist(split: str, root=None):
+    """MNIST images of one AV digits split, flattened, in [0, 1], with their labels.
+
+    ``train`` is rows 0-54999 of ``train-images``, ``val`` rows 55000-59999, ``test``
+    all of ``t10k-images``.
+
+    Shape:
+        - output: ``x (n, 784)`` float32, ``y (n,)`` int64
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     prefix = "t10k" if split == "test" else "train"
     x = _read_idx(fetch("mnist", f"{prefix}-images-idx3-ubyte.gz", root))
     y = _read_idx(fetch("mnist", f"{prefix}-labels-idx1-ubyte.gz", root))
-    if split == "train":
-        x, y = x[:55000], y[:55000]
-    elif split == "val":
-        x, y = x[55000:], y[55000:]
+    offset = _MNIST_OFFSET[split]
+    x, y = x[offset:offset + AV_MAX_SIZES[split]], y[offset:offset + AV_MAX_SIZES[split]]
     return x.reshape(len(x), -1).astype(np.float32) / 255.0, y.astype(np.int64)
 
 
-def _pca_basis(root, energy_removed: float):
-    """Principal directions of MNIST train images that keep ``1 - energy_removed``."""
-    x, _ = _mnist("train", root)
+def mnist_pca(energy_removed: float = 0.75, root=None):
+    """Mean and principal directions of the MNIST train images keeping ``1 - energy_removed``.
+
+    With the covariance eigenvalues :math:`\\lambda_1 \\ge \\lambda_2 \\ge \\dots`, the
+    smallest :math:`k` with :math:`\\sum_{j\\le k}\\lambda_j / \\sum_j \\lambda_j \\ge
+    1 - \\text{energy\\_removed}` directions are kept.
+
+    Shape:
+        - output: ``mean (784,)``, ``basis (784, k)``
+    """
+    x, _ = read_mnist("train", root)
     mean = x.mean(0)
     cov = torch.from_numpy(np.cov((x - mean).T).astype(np.float64))
     evals, evecs = torch.linalg.eigh(cov)  # ascending
@@ -114,13 +159,20 @@ def _pca_basis(root, energy_removed: float):
     return mean, evecs[:, :k].float().numpy()
 
 
-def _remove_energy(x, mean, basis) -> np.ndarray:
-    """Project onto the kept principal directions and back (a low-energy reconstruction)."""
+def remove_energy(x, mean, basis) -> np.ndarray:
+    """Project onto the kept principal directions and back (a low-energy reconstruction).
+
+    .. math:: \\tilde x = \\mu + U_k U_k^\\top (x - \\mu)
+
+    Shape:
+        - x: ``(n, 784)``; mean: ``(784,)``; basis: ``(784, k)``; output: ``(n, 784)``
+    """
     return ((x - mean) @ basis) @ basis.T + mean
 
 
 # ----------------------------------------------------------------------------- FSDD
-def _read_wav(path) -> np.ndarray:
+def read_wav(path) -> np.ndarray:
+    """A 16-bit FSDD recording as float32 samples in [-1, 1), shape ``(samples,)``."""
     with wave.open(str(path), "rb") as w:
         if w.getframerate() != SAMPLE_RATE or w.getsampwidth() != 2:
             raise ValueError(f"{path}: expected 16-bit {SAMPLE_RATE} Hz audio")
@@ -153,7 +205,7 @@ def _audio(split: str, root, noise_std: float, rng: np.random.Generator):
     waves = np.zeros((len(files), N_SAMPLES), np.float32)
     lengths = np.zeros(len(files), np.int64)
     for i, rel in enumerate(files):
-        a = _read_wav(fetch("fsdd", rel, root))[:N_SAMPLES]
+        a = read_wav(fetch("fsdd", rel, root))[:N_SAMPLES]
         a = a / (np.abs(a).max() + 1e-8)  # peak-normalise: loudness is not the label
         waves[i, : len(a)] = a
         lengths[i] = len(a) // HOP + 1
@@ -167,15 +219,17 @@ def _standardise(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - mean) / std
 
 
-def _build(size: str, seed: int, root, energy_removed: float, noise_std: float):
+def _build(sizes: dict, seed: int, root, energy_removed: float, noise_std: float):
+    ensure("mnist", root, paths=_MNIST_FILES)
+    ensure("fsdd", root, paths=[f for split in SPLITS for f in _fsdd_files(split)])
     rng = np.random.default_rng(seed)
-    mean, basis = _pca_basis(root, energy_removed)
+    mean, basis = mnist_pca(energy_removed, root)
     out = {}
-    for split in ("train", "val", "test"):
-        n = AV_SIZES[size][split]
-        x, y = _mnist(split, root)
+    for split in SPLITS:
+        n = sizes[split]
+        x, y = read_mnist(split, root)
         idx = np.sort(rng.choice(len(y), size=n, replace=False))
-        x, y = _remove_energy(x[idx], mean, basis), y[idx]
+        x, y = remove_energy(x[idx], mean, basis), y[idx]
         spec, lengths, alabels, files = _audio(split, root, noise_std, rng)
         pick = np.empty(n, np.int64)
         for d in range(10):  # pair each image with a recording of the same digit
@@ -183,7 +237,8 @@ def _build(size: str, seed: int, root, energy_removed: float, noise_std: float):
             pick[rows] = rng.choice(pool, size=len(rows), replace=True)
         out[split] = dict(images=torch.from_numpy(x.astype(np.float32)).view(n, 1, 28, 28),
                           audio=spec[pick], lengths=lengths[pick],
-                          labels=torch.from_numpy(y), audio_files=[files[i] for i in pick])
+                          labels=torch.from_numpy(y), audio_files=[files[i] for i in pick],
+                          image_indices=torch.from_numpy(idx + _MNIST_OFFSET[split]))
     # standardise with training statistics only
     im_m, im_s = out["train"]["images"].mean(), out["train"]["images"].std()
     au_m = out["train"]["audio"].mean(dim=(0, 1))
@@ -194,10 +249,30 @@ def _build(size: str, seed: int, root, energy_removed: float, noise_std: float):
     return out
 
 
-def _cache_file(size, seed, energy_removed, noise_std, cache):
-    key = json.dumps([_VERSION, size, seed, energy_removed, noise_std])
+def _sizes(size) -> dict:
+    """Validate ``size`` (a name of :data:`AV_SIZES` or a dict per split) into a dict."""
+    if isinstance(size, str):
+        if size not in AV_SIZES:
+            raise ValueError(f"size must be one of {tuple(AV_SIZES)} or a dict "
+                             f"{{'train': n, 'val': n, 'test': n}}, got {size!r}")
+        return dict(AV_SIZES[size])
+    if not isinstance(size, dict) or set(size) != set(SPLITS):
+        raise ValueError(f"size must be one of {tuple(AV_SIZES)} or a dict with the keys "
+                         f"{SPLITS}, got {size!r}")
+    for split, n in size.items():
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 10:
+            raise ValueError(f"size[{split!r}] must be an int >= 10, got {n!r}")
+        if n > AV_MAX_SIZES[split]:
+            raise ValueError(f"size[{split!r}] = {n} is larger than the source allows: MNIST "
+                             f"has {AV_MAX_SIZES[split]} images for the {split!r} split")
+    return {split: int(size[split]) for split in SPLITS}
+
+
+def _cache_file(sizes, seed, energy_removed, noise_std, cache):
+    key = json.dumps([_VERSION, [sizes[s] for s in SPLITS], seed, energy_removed, noise_std])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache_dir(cache) / f"av_digits_{size}_{digest}.pt"
+    name = next((k for k, v in AV_SIZES.items() if v == sizes), "custom")
+    return cache_dir(cache) / f"av_digits_{name}_{digest}.pt"
 
 
 def _atomic_save(obj, path) -> None:
@@ -211,15 +286,20 @@ def _atomic_save(obj, path) -> None:
             os.remove(tmp)
 
 
-def load_av_digits(split: str = "train", size: str = "small", seed: int = 0, *,
+def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
                    energy_removed: float = 0.75, noise_std: float = 0.3,
                    root=None, cache=None, verbose: bool = False) -> AVDigits:
     """Load (building and caching on first use) one split of AV digits.
 
+    The first call builds all three splits from the raw files (downloading and verifying
+    them if needed) and saves them in the derived cache; later calls with the same
+    arguments load that file.
+
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
-        size: ``"small"`` (3000/500/1000, trains in seconds on a CPU) or ``"full"``
-            (55000/5000/10000, the MultiBench AV-MNIST size).
+        size: ``"small"`` (3000/500/1000, trains in seconds on a CPU), ``"full"``
+            (55000/5000/10000, the MultiBench AV-MNIST size), or a dict
+            ``{"train": n, "val": n, "test": n}`` within those maxima.
         seed: seeds the image sampling, the pairing and the audio noise.
         energy_removed: fraction of MNIST's PCA energy removed from the images.
         noise_std: standard deviation of the white noise added to the peak-normalised
@@ -230,21 +310,24 @@ def load_av_digits(split: str = "train", size: str = "small", seed: int = 0, *,
 
     Returns:
         an :class:`AVDigits` dataset.
+
+    Raises:
+        ValueError: an unknown split or size, a size larger than MNIST's split, or an
+            out-of-range ``energy_removed`` / ``noise_std``.
     """
-    if split not in ("train", "val", "test"):
+    if split not in SPLITS:
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    if size not in AV_SIZES:
-        raise ValueError(f"size must be one of {tuple(AV_SIZES)}, got {size!r}")
+    sizes = _sizes(size)
     if not 0.0 <= energy_removed < 1.0:
         raise ValueError(f"energy_removed must be in [0, 1), got {energy_removed!r}")
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
-    path = _cache_file(size, seed, energy_removed, noise_std, cache)
+    path = _cache_file(sizes, seed, energy_removed, noise_std, cache)
     if path.exists():
         data = torch.load(path, weights_only=False)
     else:
         start = time.perf_counter()
-        data = _build(size, seed, root, energy_removed, noise_std)
+        data = _build(sizes, seed, root, energy_removed, noise_std)
         _atomic_save(data, path)
         if verbose:
             print(f"built AV digits ({size}) in {time.perf_counter() - start:.1f} s -> {path}")

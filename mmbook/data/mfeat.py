@@ -31,8 +31,13 @@ def load_mfeat(views=None, *, root=None, test_size: float = 0.25, seed: int = 0)
         seed: seed of the stratified split (``sklearn.model_selection.train_test_split``).
 
     Returns:
-        ``dict`` with ``"train"`` and ``"test"``, each ``{"views": {name: X}, "y": y}``,
-        X float32 ``(n, D_view)``, y int64 ``(n,)``; rows are aligned across views.
+        ``dict`` with ``"train"`` and ``"test"``, each ``{"views": {name: X}, "y": y,
+        "index": i}``: X float32 ``(n, D_view)``, y int64 ``(n,)``, and i int64 ``(n,)`` the
+        row of the raw files each digit comes from; rows are aligned across views.
+
+    Raises:
+        ValueError: unknown views, a bad ``test_size``, or view files whose labels
+            disagree (rows not aligned).
     """
     from sklearn.model_selection import train_test_split
 
@@ -49,5 +54,5 @@ def load_mfeat(views=None, *, root=None, test_size: float = 0.25, seed: int = 0)
             raise ValueError(f"mfeat-{v}: labels are not aligned with mfeat-{views[0]}")
     tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y,
                               random_state=seed)
-    return {name: {"views": {v: data[v][0][idx] for v in views}, "y": y[idx]}
+    return {name: {"views": {v: data[v][0][idx] for v in views}, "y": y[idx], "index": idx}
             for name, idx in (("train", tr), ("test", te))}

@@ -1,0 +1,503 @@
+"""Attention for fusion (chapter 7): from the masked softmax to a cross-modal transformer block.
+
+Everything here is tested against PyTorch: :func:`scaled_dot_product_attention` against
+``torch.nn.functional.scaled_dot_product_attention`` and
+:class:`MultiheadCrossModalAttention` against ``torch.nn.MultiheadAttention``.
+
+Mask conventions follow PyTorch, which (unfortunately) uses two of them:
+
+* ``mask`` / ``attn_mask`` in the functions (as in ``F.scaled_dot_product_attention``):
+  boolean, ``True`` = *may attend*; or a float mask that is *added* to the scores.
+* ``key_padding_mask`` in the modules (as in ``nn.MultiheadAttention``): boolean,
+  ``True`` = *padding, ignore*. :func:`lengths_to_mask` builds the ``True`` = valid form.
+
+Shape letters: N batch, L target (query) length, S source (key) length, E embedding,
+H hidden, M or K modalities, D_m features of modality m.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .utils import check_shape
+
+__all__ = [
+    "lengths_to_mask", "masked_softmax", "attention_entropy", "scaled_dot_product_attention",
+    "seed_cross_modal_attention", "CrossModalAttention", "CoAttention", "ModalityAttention",
+    "MultiheadCrossModalAttention", "CrossModalTransformerBlock",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """Boolean mask that is ``True`` on the first ``lengths[i]`` steps of row ``i``.
+
+    Shape:
+        - lengths: :math:`(N,)` integers
+        - output: :math:`(N, T)` with ``T = max_len`` (default ``lengths.max()``)
+    """
+    lengths = torch.as_tensor(lengths)
+    check_shape(lengths, ("N",), "lengths")
+    if lengths.is_floating_point():
+        raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if (lengths < 0).any():
+        raise ValueError(f"lengths must be >= 0, got min {int(lengths.min())}")
+    max_len = int(lengths.max()) if max_len is None else int(max_len)
+    steps = torch.arange(max_len, device=lengths.device)
+    return steps[None, :] < lengths[:, None]  # (N, T)
+
+
+def _check_mask(mask: torch.Tensor, shape: torch.Size, name: str = "mask") -> None:
+    try:
+        torch.broadcast_shapes(mask.shape, shape)
+    except RuntimeError:
+        raise ValueError(f"{name} has shape {tuple(mask.shape)}, which does not broadcast to "
+                         f"the scores' shape {tuple(shape)}") from None
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1,
+                   temperature: float = 1.0) -> torch.Tensor:
+    r"""Softmax over ``dim`` that gives masked entries exactly zero weight.
+
+    .. math:: \alpha_j = \frac{m_j \exp(s_j / \tau)}{\sum_k m_k \exp(s_k / \tau)}
+
+    with :math:`m_j \in \{0, 1\}` the mask and :math:`\tau` the temperature. A row whose
+    entries are all masked gets all-zero weights (not NaN), as in
+    ``F.scaled_dot_product_attention``.
+
+    Args:
+        scores: attention scores :math:`s`.
+        mask: boolean, ``True`` where attending is allowed; broadcastable to ``scores``.
+        dim: the axis the weights sum to one over.
+        temperature: :math:`\tau > 0`; large values flatten the weights, small values
+            sharpen them towards the arg-max.
+
+    Shape:
+        - scores: :math:`(*)`
+        - mask: broadcastable to :math:`(*)`
+        - output: :math:`(*)`, summing to one over ``dim`` (or zero where all is masked)
+    """
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"scores must be a tensor, got {type(scores).__name__}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    scores = scores / temperature
+    if mask is None:
+        return torch.softmax(scores, dim=dim)
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be boolean (True = attend), got dtype {mask.dtype}")
+    _check_mask(mask, scores.shape)
+    # a finite fill keeps fully masked rows NaN-free (also in the backward pass)
+    filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return torch.softmax(filled, dim=dim) * mask
+
+
+def attention_entropy(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    r"""Entropy :math:`-\sum_j \alpha_j \log \alpha_j` (nats) of weights along ``dim``.
+
+    ``log S`` means uniform attention over ``S`` keys; 0 means all weight on one key.
+    """
+    return -(weights * torch.log(weights.clamp_min(1e-30))).sum(dim)
+
+
+# ----------------------------------------------------------------------------- scaled dot product
+def _check_qkv(q, k, v) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have at least 2 dimensions (..., length, features), "
+                             f"got shape {tuple(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share the last dimension E: q has shape "
+                         f"{tuple(q.shape)} (..., L, E), k has shape {tuple(k.shape)} (..., S, E)")
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"k and v must agree on (..., S): k has shape {tuple(k.shape)}, "
+                         f"v has shape {tuple(v.shape)}")
+    if q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(f"q and k must share the batch dimensions (...): q has shape "
+                         f"{tuple(q.shape)}, k has shape {tuple(k.shape)}")
+
+
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 mask: torch.Tensor | None = None, scale: float | None = None,
+                                 need_weights: bool = True, temperature: float = 1.0):
+    r"""Scaled dot-product attention, returning the output and the weights.
+
+    .. math::
+        A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right), \qquad O = A V
+
+    ``scale`` replaces :math:`1/\sqrt{d_k}`; ``temperature`` divides the scaled scores once
+    more. With ``need_weights=False`` (and ``temperature=1``) it calls the fused
+    ``F.scaled_dot_product_attention`` (the fast path) and returns ``weights=None``.
+
+    Args:
+        q, k, v: queries, keys and values.
+        mask: boolean (``True`` = may attend) or float (added to the scores),
+            broadcastable to :math:`(..., L, S)`.
+        scale: score scale; default :math:`1/\sqrt{E}`.
+        need_weights: return the weights (readable path) or not (fast path).
+        temperature: softmax temperature :math:`\tau > 0`.
+
+    Returns:
+        ``(output, weights)``; ``weights`` is ``None`` on the fast path.
+
+    Shape:
+        - q: :math:`(..., L, E)`, k: :math:`(..., S, E)`, v: :math:`(..., S, E_v)`
+        - output: :math:`(..., L, E_v)`, weights: :math:`(..., L, S)`
+    """
+    _check_qkv(q, k, v)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if mask is not None:
+        _check_mask(mask, q.shape[:-1] + k.shape[-2:-1])
+    if not need_weights and temperature == 1.0:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale), None
+    scores = (q @ k.transpose(-2, -1)) * scale  # (..., L, S)
+    if mask is not None and mask.dtype != torch.bool:
+        scores, mask = scores + mask, None
+    weights = masked_softmax(scores, mask, dim=-1, temperature=temperature)
+    return weights @ v, (weights if need_weights else None)  # (..., L, E_v)
+
+
+# ----------------------------------------------------------------------------- the seed's attention
+def _check_states(states: Sequence[torch.Tensor], hidden_size: int | None = None) -> None:
+    if isinstance(states, torch.Tensor) or len(states) < 2:
+        raise ValueError("states must be a list of at least 2 modality tensors "
+                         f"[(N, T, H), ...], got {type(states).__name__}")
+    ref = tuple(states[0].shape)
+    for m, h in enumerate(states):
+        if tuple(h.shape) != ref:
+            raise ValueError(f"states[{m}] has shape {tuple(h.shape)} but states[0] has {ref}: "
+                             "this attention pairs step t of every modality, so all must be "
+                             "(N, T, H) with the same T and H")
+    if hidden_size is not None and ref[-1] != hidden_size:
+        raise ValueError(f"states must have H = hidden_size = {hidden_size} features, got shape "
+                         f"{ref}")
+
+
+def seed_cross_modal_attention(states: Sequence[torch.Tensor], layers: Sequence[nn.Module]):
+    r"""The seed's cross-modal attention code, reproduced faithfully, bug included.
+
+    For every ordered pair :math:`m \neq n` it computes the score
+    :math:`e = W_a^{(m)} [h^{(m)}; h^{(n)}]` of shape :math:`(N, 1)` and applies
+    ``softmax(e, dim=1)``: a softmax over an axis of size one, so every weight is exactly 1
+    and :math:`c^{(m)} = \sum_{n \neq m} h^{(n)}` whatever :math:`W_a` is (it gets no
+    gradient). The seed also reads the weights back with the index
+    ``i * (M - 1) + j``, which picks the wrong pair for some ``(i, j)``; with weights
+    that are all 1 that second bug is invisible.
+
+    Args:
+        states: M tensors :math:`h^{(m)}` of shape :math:`(N, H)` (the seed used the last
+            LSTM state of each modality).
+        layers: M ``nn.Linear(2 * H, 1)``, one per query modality (the seed's
+            ``attn_layers``).
+
+    Returns:
+        ``(contexts, weights)``: M tensors :math:`(N, H)` and the list of the
+        :math:`M(M-1)` weight tensors :math:`(N, 1)` in the seed's order.
+    """
+    num_modalities = len(states)
+    weights = []
+    for i in range(num_modalities):
+        for j in range(num_modalities):
+            if i != j:
+                e = layers[i](torch.cat([states[i], states[j]], dim=1))  # (N, 1)
+                weights.append(F.softmax(e, dim=1))  # softmax over one entry: all ones
+    contexts = []
+    for i in range(num_modalities):
+        c = 0
+        for j in range(num_modalities):
+            if i != j:
+                c = c + weights[i * (num_modalities - 1) + j] * states[j]  # seed's indexing
+        contexts.append(c)
+    return contexts, weights
+
+
+class CrossModalAttention(nn.Module):
+    r"""The seed's per-step cross-modal attention, with the softmax over the other modalities.
+
+    .. math::
+        e_t^{(m,n)} = W_a^{(m)} \left[h_t^{(m)}; h_t^{(n)}\right], \qquad
+        \alpha_t^{(m,n)} = \frac{\exp e_t^{(m,n)}}{\sum_{n' \neq m} \exp e_t^{(m,n')}}, \qquad
+        c_t^{(m)} = \sum_{n \neq m} \alpha_t^{(m,n)} h_t^{(n)}
+
+    Two honest caveats, both shown in chapter 7: with two modalities the sum over
+    :math:`n \neq m` has a single term, so :math:`\alpha = 1` even when done right; and
+    ``seed_bug=True`` reproduces the seed's code (softmax over a size-one axis), which
+    gives :math:`\alpha = 1` for any number of modalities.
+
+    Args:
+        hidden_size: H, the size of every :math:`h_t^{(m)}`.
+        num_modalities: M >= 2.
+        seed_bug: reproduce the seed's softmax over a size-one axis.
+
+    Shape:
+        - states: a list of M tensors :math:`(N, T, H)` (or :math:`(N, H)`)
+        - contexts: :math:`(N, T, M, H)`, :math:`c_t^{(m)}` in ``[:, t, m]``
+        - weights: :math:`(N, T, M, M)`, :math:`\alpha_t^{(m,n)}` in ``[:, t, m, n]``; the
+          diagonal is 0 and each row sums to 1 over :math:`n`
+    """
+
+    def __init__(self, hidden_size: int, num_modalities: int, seed_bug: bool = False):
+        super().__init__()
+        if num_modalities < 2:
+            raise ValueError(f"num_modalities must be >= 2, got {num_modalities}")
+        self.hidden_size, self.num_modalities, self.seed_bug = hidden_size, num_modalities, seed_bug
+        self.score = nn.ModuleList(nn.Linear(2 * hidden_size, 1) for _ in range(num_modalities))
+
+    def forward(self, states: Sequence[torch.Tensor]):
+        _check_states(states, self.hidden_size)
+        if len(states) != self.num_modalities:
+            raise ValueError(f"expected {self.num_modalities} modalities, got {len(states)}")
+        h = torch.stack(list(states), dim=-2)  # (N, T, M, H)
+        M = self.num_modalities
+        pairs = torch.cat([h.unsqueeze(-2).expand(*h.shape[:-2], M, M, -1),   # h^m
+                           h.unsqueeze(-3).expand(*h.shape[:-2], M, M, -1)],  # h^n
+                          dim=-1)  # (N, T, M, M, 2H)
+        e = torch.stack([self.score[m](pairs[..., m, :, :]) for m in range(M)], dim=-3)
+        e = e.squeeze(-1)  # (N, T, M, M): e[..., m, n]
+        others = ~torch.eye(M, dtype=torch.bool, device=e.device)  # n != m
+        if self.seed_bug:
+            alpha = torch.softmax(e.unsqueeze(-1), dim=-1).squeeze(-1) * others  # all ones
+        else:
+            alpha = masked_softmax(e, others, dim=-1)
+        return alpha @ h, alpha  # (N, T, M, H), (N, T, M, M)
+
+
+# ----------------------------------------------------------------------------- co-attention
+class CoAttention(nn.Module):
+    r"""Co-attention: two sequences attend to each other through one affinity matrix.
+
+    .. math::
+        C = \tanh\!\left(A W B^\top\right), \quad
+        \alpha^{A \to B} = \mathrm{softmax}_s(C), \quad
+        \alpha^{B \to A} = \mathrm{softmax}_l(C^\top), \quad
+        \hat A = \alpha^{A \to B} B, \quad \hat B = \alpha^{B \to A} A
+
+    Row :math:`l` of :math:`\alpha^{A \to B}` says where element :math:`l` of :math:`A`
+    (say an audio frame) looks in :math:`B` (say image rows), and vice versa, with the same
+    affinities :math:`C_{ls}` read in both directions (after Lu et al., 2016).
+
+    Args:
+        dim_a: :math:`D_a`, features of ``a``.
+        dim_b: :math:`D_b`, features of ``b``.
+
+    Shape:
+        - a: :math:`(N, L, D_a)`, b: :math:`(N, S, D_b)`
+        - mask_a: :math:`(N, L)`, mask_b: :math:`(N, S)`, boolean, ``True`` = valid
+        - returns ``(a_hat (N, L, D_b), b_hat (N, S, D_a), weights_ab (N, L, S),
+          weights_ba (N, S, L), affinity (N, L, S))``
+    """
+
+    def __init__(self, dim_a: int, dim_b: int):
+        super().__init__()
+        self.dim_a, self.dim_b = dim_a, dim_b
+        self.W = nn.Parameter(torch.empty(dim_a, dim_b))
+        nn.init.xavier_uniform_(self.W)
+
+    def forward(self, a, b, mask_a=None, mask_b=None):
+        check_shape(a, ("N", None, self.dim_a), "a")
+        check_shape(b, ("N", None, self.dim_b), "b")
+        N, L, S = a.shape[0], a.shape[1], b.shape[1]
+        if mask_a is not None:
+            check_shape(mask_a, (N, L), "mask_a")
+        if mask_b is not None:
+            check_shape(mask_b, (N, S), "mask_b")
+        C = torch.tanh(a @ self.W @ b.transpose(1, 2))  # (N, L, S)
+        w_ab = masked_softmax(C, None if mask_b is None else mask_b[:, None, :], dim=-1)
+        w_ba = masked_softmax(C.transpose(1, 2), None if mask_a is None else mask_a[:, None, :],
+                              dim=-1)  # (N, S, L)
+        return w_ab @ b, w_ba @ a, w_ab, w_ba, C
+
+
+# ----------------------------------------------------------------------------- modality attention
+class ModalityAttention(nn.Module):
+    r"""Attention over modalities: :math:`Z = \sum_k \alpha_k X^{(k)}` with input-dependent weights.
+
+    .. math::
+        s_k = w^\top \tanh\!\left(W X^{(k)} + b\right), \qquad
+        \alpha = \mathrm{softmax}_k(s), \qquad Z = \sum_{k=1}^{K} \alpha_k X^{(k)}
+
+    One small scoring network is shared by the K modalities, so the weights depend on
+    what each modality says for this input (the seeds' :math:`\alpha_k` "learned" as
+    constants would be a weighted sum, chapter 6). A ``mask`` removes missing modalities;
+    the others' weights are renormalised.
+
+    Args:
+        input_size: E, the size of every :math:`X^{(k)}` (project first if they differ).
+        hidden_size: size of the scoring network's hidden layer (default E).
+        seed_bug: take the softmax of each score on its own (over a size-one axis), the
+            seed code's mistake: every :math:`\alpha_k = 1` and :math:`Z = \sum_k X^{(k)}`.
+
+    Shape:
+        - inputs: a list of K tensors :math:`(N, *, E)` or one tensor :math:`(N, *, K, E)`
+        - mask: :math:`(N, *, K)` boolean, ``True`` = present
+        - returns ``(Z (N, *, E), alpha (N, *, K))``
+    """
+
+    def __init__(self, input_size: int, hidden_size: int | None = None, seed_bug: bool = False):
+        super().__init__()
+        self.input_size, self.seed_bug = input_size, seed_bug
+        self.proj = nn.Linear(input_size, hidden_size or input_size)
+        self.w = nn.Linear(hidden_size or input_size, 1, bias=False)
+
+    def forward(self, inputs, mask=None, temperature: float = 1.0):
+        if isinstance(inputs, (list, tuple)):
+            shapes = {tuple(x.shape) for x in inputs}
+            if len(shapes) != 1:
+                raise ValueError(f"inputs must all have the same shape (N, *, E), got {shapes}")
+            inputs = torch.stack(list(inputs), dim=-2)  # (N, *, K, E)
+        if inputs.dim() < 3 or inputs.shape[-1] != self.input_size:
+            raise ValueError(f"inputs must be (N, *, K, E) with E = {self.input_size}, got shape "
+                             f"{tuple(inputs.shape)}")
+        if mask is not None:
+            check_shape(mask, tuple(inputs.shape[:-1]), "mask")
+        s = self.w(torch.tanh(self.proj(inputs)))  # (N, *, K, 1)
+        if self.seed_bug:  # softmax over the size-one axis: all ones
+            alpha = masked_softmax(s, None if mask is None else mask.unsqueeze(-1), dim=-1,
+                                   temperature=temperature).squeeze(-1)
+        else:
+            alpha = masked_softmax(s.squeeze(-1), mask, dim=-1, temperature=temperature)
+        return (alpha.unsqueeze(-1) * inputs).sum(-2), alpha  # (N, *, E), (N, *, K)
+
+
+# ----------------------------------------------------------------------------- multi-head
+class MultiheadCrossModalAttention(nn.Module):
+    r"""Multi-head attention with queries from one modality and keys/values from another.
+
+    .. math::
+        \mathrm{head}_i = \mathrm{softmax}\!\left(\frac{(X_\alpha W_i^Q)(X_\beta W_i^K)^\top}
+        {\sqrt{E / h}}\right) X_\beta W_i^V, \qquad
+        Y = [\mathrm{head}_1; \dots; \mathrm{head}_h] W^O
+
+    as in the Multimodal Transformer (Tsai et al., 2019): modality :math:`\alpha` asks,
+    modality :math:`\beta` answers. Equal to ``nn.MultiheadAttention(batch_first=True)``
+    with the same weights (see :meth:`from_torch`), but it returns the weights of every
+    head and accepts a temperature.
+
+    Args:
+        embed_dim: E, the query size and output size.
+        num_heads: h; E must be divisible by h.
+        kdim, vdim: sizes of keys and values (default E).
+        bias: add biases to the projections.
+
+    Shape:
+        - query: :math:`(N, L, E)`, key: :math:`(N, S, E_k)`, value: :math:`(N, S, E_v)`
+        - key_padding_mask: :math:`(N, S)` boolean, ``True`` = padding (as in torch)
+        - attn_mask: :math:`(L, S)` or :math:`(N, h, L, S)` boolean, ``True`` = may attend
+        - returns ``(output (N, L, E), weights (N, h, L, S) or None)``
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None,
+                 vdim: int | None = None, bias: bool = True):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads "
+                             f"({num_heads})")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.kdim, self.vdim = kdim or embed_dim, vdim or embed_dim
+        self.head_dim = embed_dim // num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(self.kdim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(self.vdim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    @classmethod
+    def from_torch(cls, mha: nn.MultiheadAttention) -> MultiheadCrossModalAttention:
+        """A copy of ``nn.MultiheadAttention``'s weights (no bias_k/v, no dropout)."""
+        if mha.bias_k is not None or mha.add_zero_attn:
+            raise ValueError("from_torch does not support add_bias_kv or add_zero_attn")
+        bias = mha.in_proj_bias is not None
+        new = cls(mha.embed_dim, mha.num_heads, mha.kdim, mha.vdim, bias=bias)
+        E = mha.embed_dim
+        with torch.no_grad():
+            if mha._qkv_same_embed_dim:
+                w = mha.in_proj_weight
+                ws = (w[:E], w[E:2 * E], w[2 * E:])
+            else:
+                ws = (mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight)
+            for proj, wi in zip((new.q_proj, new.k_proj, new.v_proj), ws):
+                proj.weight.copy_(wi)
+            if bias:
+                for i, proj in enumerate((new.q_proj, new.k_proj, new.v_proj)):
+                    proj.bias.copy_(mha.in_proj_bias[i * E:(i + 1) * E])
+                new.out_proj.bias.copy_(mha.out_proj.bias)
+            new.out_proj.weight.copy_(mha.out_proj.weight)
+        return new.to(mha.out_proj.weight.device, mha.out_proj.weight.dtype)
+
+    def _split(self, x):
+        N, T, _ = x.shape
+        return x.view(N, T, self.num_heads, self.head_dim).transpose(1, 2)  # (N, h, T, E/h)
+
+    def forward(self, query, key, value=None, key_padding_mask=None, attn_mask=None,
+                need_weights: bool = True, temperature: float = 1.0):
+        value = key if value is None else value
+        check_shape(query, ("N", None, self.embed_dim), "query")
+        check_shape(key, ("N", "S", self.kdim), "key")
+        check_shape(value, ("N", "S", self.vdim), "value")
+        if query.shape[0] != key.shape[0]:
+            raise ValueError(f"query and key must share N: got {tuple(query.shape)} and "
+                             f"{tuple(key.shape)}")
+        N, L, S = query.shape[0], query.shape[1], key.shape[1]
+        mask = None
+        if key_padding_mask is not None:
+            check_shape(key_padding_mask, (N, S), "key_padding_mask")
+            mask = ~key_padding_mask.bool()[:, None, None, :]  # (N, 1, 1, S), True = attend
+        if attn_mask is not None:
+            if attn_mask.dtype != torch.bool:
+                raise ValueError(f"attn_mask must be boolean (True = may attend), got "
+                                 f"{attn_mask.dtype}")
+            _check_mask(attn_mask, (N, self.num_heads, L, S), "attn_mask")
+            mask = attn_mask if mask is None else mask & attn_mask
+        q = self._split(self.q_proj(query))  # (N, h, L, E/h)
+        k, v = self._split(self.k_proj(key)), self._split(self.v_proj(value))  # (N, h, S, E/h)
+        out, weights = scaled_dot_product_attention(q, k, v, mask, need_weights=need_weights,
+                                                    temperature=temperature)
+        out = out.transpose(1, 2).reshape(N, L, self.embed_dim)  # (N, L, E)
+        return self.out_proj(out), weights
+
+
+class CrossModalTransformerBlock(nn.Module):
+    r"""One cross-modal transformer layer (pre-norm, as in the Multimodal Transformer).
+
+    .. math::
+        \hat X_\alpha = X_\alpha + \mathrm{MHA}\big(\mathrm{LN}(X_\alpha),
+        \mathrm{LN}(X_\beta), \mathrm{LN}(X_\beta)\big), \qquad
+        Y = \hat X_\alpha + \mathrm{FFN}\big(\mathrm{LN}(\hat X_\alpha)\big)
+
+    Args:
+        embed_dim: E, features of the query modality (and of the output).
+        num_heads: h.
+        kdim: features of the source modality (default E).
+        dim_feedforward: hidden size of the feed-forward network (default 4E).
+        dropout: dropout after attention and inside the feed-forward network.
+
+    Shape:
+        - x: :math:`(N, L, E)`, source: :math:`(N, S, E_k)`,
+          key_padding_mask: :math:`(N, S)` (``True`` = padding)
+        - returns ``(y (N, L, E), weights (N, h, L, S))``
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None,
+                 dim_feedforward: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        kdim = kdim or embed_dim
+        self.attn = MultiheadCrossModalAttention(embed_dim, num_heads, kdim, kdim)
+        self.norm_q, self.norm_kv, self.norm_ff = (nn.LayerNorm(embed_dim), nn.LayerNorm(kdim),
+                                                   nn.LayerNorm(embed_dim))
+        hidden = dim_feedforward or 4 * embed_dim
+        self.ff = nn.Sequential(nn.Linear(embed_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                nn.Linear(hidden, embed_dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, source, key_padding_mask=None, temperature: float = 1.0):
+        kv = self.norm_kv(source)
+        a, weights = self.attn(self.norm_q(x), kv, kv, key_padding_mask=key_padding_mask,
+                               temperature=temperature)
+        x = x + self.dropout(a)
+        return x + self.dropout(self.ff(self.norm_ff(x))), weights

@@ -1,0 +1,199 @@
+"""Unimodal encoders that the fusion chapters reuse: image CNN, audio RNN, MLP.
+
+Each encoder maps one modality to a feature vector ``(N, out_features)``; a fusion module
+then combines the vectors of several modalities. They use torch's fast layers
+(``nn.Conv2d``, ``nn.LSTM``, ``nn.GRU``); the from-scratch versions are in
+:mod:`mmbook.conv` and :mod:`mmbook.rnn`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .utils import check_shape
+
+__all__ = ["ImageEncoder", "AudioEncoder", "MLPEncoder", "lengths_to_mask"]
+
+
+def _as_sizes(sizes, name: str) -> tuple[int, ...]:
+    """Validate a tuple of positive layer sizes."""
+    if isinstance(sizes, int):
+        sizes = (sizes,)
+    sizes = tuple(sizes)
+    if not all(isinstance(s, int) and s > 0 for s in sizes):
+        raise ValueError(f"{name} must be positive ints, got {sizes}")
+    return sizes
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Boolean mask that is True on the valid steps of each sequence.
+
+    .. math:: \\text{mask}_{n,t} = [t < \\ell_n]
+
+    Shape:
+        - lengths: :math:`(N,)`
+        - output: :math:`(N, T)` with T = ``max_len``
+    """
+    steps = torch.arange(max_len, device=lengths.device)
+    return steps.unsqueeze(0) < lengths.unsqueeze(1)  # (N, T)
+
+
+class ImageEncoder(nn.Module):
+    """A small CNN: ``len(channels)`` blocks of conv 3x3 -> ReLU -> max-pool 2x2, then a
+    linear layer.
+
+    .. math:: z = \\mathrm{ReLU}(W\\, \\mathrm{vec}(\\mathrm{blocks}(x)) + b)
+
+    Each block keeps the spatial size (padding 1) and the pooling halves it, so a
+    28 x 28 image becomes 14 x 14, then 7 x 7 with the default two blocks.
+
+    Args:
+        in_channels: channels of the input image (1 for grey).
+        channels: output channels of each conv block.
+        out_features: size of the feature vector.
+        image_size: height = width of the input images.
+
+    Shape:
+        - input: :math:`(N, C_{in}, S, S)` with S = ``image_size``
+        - output: :math:`(N, \\text{out\\_features})`
+    """
+
+    def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32),
+                 out_features: int = 64, image_size: int = 28):
+        super().__init__()
+        channels = _as_sizes(channels, "channels")
+        if image_size // 2 ** len(channels) < 1:
+            raise ValueError(f"image_size={image_size} is too small for {len(channels)} "
+                             f"pooling blocks (each halves it)")
+        self.in_channels, self.image_size, self.out_features = in_channels, image_size, out_features
+        blocks, c_in = [], in_channels
+        for c_out in channels:
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = c_out
+        self.features = nn.Sequential(*blocks)
+        side = image_size // 2 ** len(channels)
+        self.proj = nn.Linear(c_in * side * side, out_features)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_shape(images, (None, self.in_channels, self.image_size, self.image_size), "images")
+        h = self.features(images).flatten(1)  # (N, C * side * side)
+        return torch.relu(self.proj(h))  # (N, out_features)
+
+
+class AudioEncoder(nn.Module):
+    """An LSTM or GRU over spectrogram frames (batch first) that honours lengths.
+
+    The recurrence is torch's (``nn.LSTM`` / ``nn.GRU``; chapter 3 writes it from
+    its equations). With ``lengths`` the padded frames are skipped with
+    ``pack_padded_sequence``, so the encoding is the state at each sequence's last
+    valid step, :math:`z_n = h_{\\ell_n}` (for a bidirectional layer, the forward state
+    at :math:`\\ell_n` concatenated with the backward state at step 1).
+
+    Args:
+        input_size: features per frame F (64 spectrogram bins for AV digits).
+        hidden_size: size H of the hidden state.
+        num_layers: stacked recurrent layers.
+        cell: ``"lstm"`` or ``"gru"``.
+        bidirectional: run a second layer backwards in time and concatenate.
+        dropout: dropout between stacked layers (when ``num_layers > 1``) and on
+            the returned features.
+
+    Attributes:
+        out_features: H, or 2H when bidirectional.
+
+    Shape:
+        - x: :math:`(N, T, F)`; lengths: :math:`(N,)` with :math:`1 \\le \\ell_n \\le T`
+        - output: :math:`(N, H')` with H' = ``out_features``, or with
+          ``return_sequence=True`` a pair ``(outputs (N, T, H'), mask (N, T) bool)``
+          where the outputs at padded steps are zero and the mask is False there.
+    """
+
+    def __init__(self, input_size: int = 64, hidden_size: int = 64, num_layers: int = 1,
+                 cell: str = "lstm", bidirectional: bool = False, dropout: float = 0.0):
+        super().__init__()
+        rnn_classes = {"lstm": nn.LSTM, "gru": nn.GRU}
+        if cell not in rnn_classes:
+            raise ValueError(f"cell must be one of {sorted(rnn_classes)}, got {cell!r}")
+        self.input_size, self.hidden_size, self.cell = input_size, hidden_size, cell
+        self.num_directions = 2 if bidirectional else 1
+        self.out_features = hidden_size * self.num_directions
+        self.rnn = rnn_classes[cell](input_size, hidden_size, num_layers=num_layers,
+                                     batch_first=True, bidirectional=bidirectional,
+                                     dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+
+    def _check(self, x, lengths):
+        check_shape(x, (None, None, self.input_size), "x")
+        if lengths is None:
+            return None
+        lengths = torch.as_tensor(lengths)
+        check_shape(lengths, (x.shape[0],), "lengths")
+        if lengths.is_floating_point() or lengths.is_complex():
+            raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
+        if len(lengths) and (lengths.min() < 1 or lengths.max() > x.shape[1]):
+            raise ValueError(f"lengths must lie in [1, T={x.shape[1]}], got values from "
+                             f"{int(lengths.min())} to {int(lengths.max())}")
+        return lengths
+
+    def _last_state(self, h_n: torch.Tensor) -> torch.Tensor:
+        """The top layer's final state(s): (layers * dirs, N, H) -> (N, dirs * H)."""
+        top = h_n[-self.num_directions:]  # (dirs, N, H)
+        return top.transpose(0, 1).reshape(h_n.shape[1], -1)  # (N, dirs * H)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
+                return_sequence: bool = False):
+        lengths = self._check(x, lengths)
+        n, t = x.shape[:2]
+        if lengths is None:
+            outputs, state = self.rnn(x)  # (N, T, H')
+            mask = torch.ones(n, t, dtype=torch.bool, device=x.device)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu().long(), batch_first=True,
+                                          enforce_sorted=False)
+            packed_out, state = self.rnn(packed)
+            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=t)
+            mask = lengths_to_mask(lengths.to(x.device), t)  # (N, T)
+        if return_sequence:
+            return self.dropout(outputs), mask
+        h_n = state[0] if self.cell == "lstm" else state
+        return self.dropout(self._last_state(h_n))  # (N, H')
+
+
+class MLPEncoder(nn.Module):
+    """A multilayer perceptron: Linear -> ReLU -> Dropout for each hidden size, then a
+    Linear -> ReLU to ``out_features``.
+
+    .. math:: h^{(0)} = x,\\quad h^{(l)} = \\mathrm{ReLU}(W^{(l)} h^{(l-1)} + b^{(l)})
+
+    Args:
+        in_features: size D of the input vectors.
+        hidden_sizes: sizes of the hidden layers (may be empty).
+        out_features: size of the feature vector.
+        dropout: dropout probability after each hidden layer.
+
+    Shape:
+        - input: :math:`(N, *, D)`
+        - output: :math:`(N, *, \\text{out\\_features})`
+    """
+
+    def __init__(self, in_features: int, hidden_sizes: Sequence[int] = (64,),
+                 out_features: int = 64, dropout: float = 0.0):
+        super().__init__()
+        hidden_sizes = _as_sizes(hidden_sizes, "hidden_sizes")
+        self.in_features, self.out_features = in_features, out_features
+        layers, d_in = [], in_features
+        for d_out in hidden_sizes:
+            layers += [nn.Linear(d_in, d_out), nn.ReLU(), nn.Dropout(dropout)]
+            d_in = d_out
+        layers += [nn.Linear(d_in, out_features), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not hasattr(x, "shape") or x.ndim < 2 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (N, ..., {self.in_features}), got "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+        return self.net(x)

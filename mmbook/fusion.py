@@ -1,0 +1,506 @@
+"""Fusion modules: how the representations of M modalities become one.
+
+Every fusion module takes a list of modality tensors ``[z_1, ..., z_M]``, ``z_m`` of shape
+``(N, D_m)``, and returns one tensor of shape ``(N, out_features)``:
+
+* feature level (early): :class:`ConcatFusion`, :class:`WeightedSumFusion`;
+* decision level (late): :class:`LateFusion` (average, learned weights, meta-classifier);
+* beyond the seeds: :class:`TensorFusion` (Zadeh et al., 2017),
+  :class:`LowRankTensorFusion` (Liu et al., 2018), :class:`GatedFusion` (Arevalo et al., 2017).
+
+:class:`MultimodalModel` joins per-modality encoders, a fusion module and a head into one
+network that a :class:`~mmbook.train.Trainer` can train (``model(*inputs) -> logits``).
+Fusing encoder outputs inside one network trained end to end is the seeds' "model level"
+(hybrid) fusion; :class:`mmbook.models.HybridCNNRNN` is their CNN + RNN example.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ConcatFusion",
+    "WeightedSumFusion",
+    "LateFusion",
+    "TensorFusion",
+    "LowRankTensorFusion",
+    "GatedFusion",
+    "MultimodalModel",
+    "check_modalities",
+]
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _check_sizes(in_features, name: str = "in_features", allow_modules: bool = False) -> list:
+    """Validate a sequence of positive feature sizes (or modules, when allowed)."""
+    if isinstance(in_features, (int, nn.Module)) or not isinstance(in_features, Sequence):
+        raise ValueError(f"{name} must be a sequence with one entry per modality, "
+                         f"got {in_features!r}")
+    if len(in_features) < 1:
+        raise ValueError(f"{name} must have at least one modality, got an empty sequence")
+    sizes = list(in_features)
+    for m, d in enumerate(sizes):
+        if allow_modules and isinstance(d, nn.Module):
+            continue
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            kind = "a positive int or an nn.Module" if allow_modules else "a positive int"
+            raise ValueError(f"{name}[{m}] must be {kind}, got {d!r}")
+    return sizes
+
+
+def _check_positive(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def check_modalities(zs, in_features: Sequence, name: str = "zs") -> list:
+    """Check a list of modality tensors against the expected feature sizes.
+
+    Args:
+        zs: a list or tuple of M tensors, ``zs[m]`` of shape ``(N, D_m)``.
+        in_features: the expected ``D_m``; an entry that is not an int (``None`` or a
+            module) accepts any feature size.
+        name: the argument's name, used in messages.
+
+    Returns:
+        ``zs`` as a list.
+
+    Raises:
+        ValueError: wrong number of modalities, a tensor that is not 2-D, batch sizes that
+            differ, or a feature size that differs from ``in_features``; the message names
+            the argument, the shape received and the shape expected.
+
+    Shape:
+        - zs[m]: :math:`(N, D_m)`
+    """
+    if isinstance(zs, torch.Tensor) or not isinstance(zs, (list, tuple)):
+        raise ValueError(f"{name} must be a list of {len(in_features)} modality tensors "
+                         f"(N, D_m), got {type(zs).__name__}")
+    if len(zs) != len(in_features):
+        raise ValueError(f"{name} must hold {len(in_features)} modalities, got {len(zs)}")
+    batch = None
+    for m, (z, d) in enumerate(zip(zs, in_features)):
+        if not isinstance(z, torch.Tensor):
+            raise ValueError(f"{name}[{m}] must be a tensor, got {type(z).__name__}")
+        want = _fmt(("N", d if isinstance(d, int) else "D"))
+        if z.dim() != 2:
+            raise ValueError(f"{name}[{m}] must have 2 dimensions {want}, got shape "
+                             f"{_fmt(z.shape)}")
+        if batch is not None and z.shape[0] != batch:
+            raise ValueError(f"{name}[{m}] has batch size {z.shape[0]} (shape "
+                             f"{_fmt(z.shape)}) but {name}[0] has {batch}: all modalities "
+                             f"must share the batch dimension N")
+        batch = z.shape[0]
+        if isinstance(d, int) and z.shape[1] != d:
+            raise ValueError(f"{name}[{m}] has shape {_fmt(z.shape)} but expected {want}")
+    return list(zs)
+
+
+def _append_one(z: torch.Tensor) -> torch.Tensor:
+    """``[z; 1]``: append a constant 1 to every row."""
+    return torch.cat([z, z.new_ones(z.shape[0], 1)], dim=1)  # (N, D + 1)
+
+
+# --------------------------------------------------------------------------- early
+class ConcatFusion(nn.Module):
+    r"""Feature-level fusion by concatenation.
+
+    .. math:: z = [z_1; z_2; \dots; z_M] \in \mathbb{R}^{D_1 + \dots + D_M}
+
+    No parameters: whatever comes next (the head) learns how the modalities interact.
+
+    Args:
+        in_features: the feature sizes ``D_1, ..., D_M``.
+
+    Attributes:
+        out_features: :math:`\sum_m D_m`.
+
+    Shape:
+        - input: a list of M tensors, :math:`(N, D_m)`
+        - output: :math:`(N, \sum_m D_m)`
+    """
+
+    def __init__(self, in_features: Sequence[int]):
+        super().__init__()
+        self.in_features = tuple(_check_sizes(in_features))
+        self.out_features = sum(self.in_features)
+
+    def forward(self, zs) -> torch.Tensor:
+        zs = check_modalities(zs, self.in_features)
+        return torch.cat(zs, dim=1)  # (N, sum D_m)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class WeightedSumFusion(nn.Module):
+    r"""Feature-level fusion by a learned weighted sum of projected modalities.
+
+    .. math::
+        \alpha = \operatorname{softmax}(w), \qquad
+        z = \sum_{m=1}^{M} \alpha_m \,(W_m z_m + b_m)
+
+    Each modality is first projected to the common size ``out_features`` (a sum needs
+    equal sizes); the weights :math:`\alpha_m \ge 0` sum to one. With ``project=False``
+    the projections are skipped (every :math:`D_m` must equal ``out_features``) and this
+    is the seeds' :math:`Z = \sum_k \alpha_k X^{(k)}`.
+
+    Args:
+        in_features: the feature sizes ``D_1, ..., D_M``.
+        out_features: the common size E.
+        project: learn the projections :math:`W_m, b_m` (default) or use the identity.
+
+    Attributes:
+        weight_logits: the M logits :math:`w` (initialised to 0: equal weights).
+
+    Shape:
+        - input: a list of M tensors, :math:`(N, D_m)`
+        - output: :math:`(N, E)`
+    """
+
+    def __init__(self, in_features: Sequence[int], out_features: int, project: bool = True):
+        super().__init__()
+        self.in_features = tuple(_check_sizes(in_features))
+        self.out_features = _check_positive(out_features, "out_features")
+        if not project and any(d != out_features for d in self.in_features):
+            raise ValueError(f"project=False needs every in_features entry equal to "
+                             f"out_features={out_features}, got {self.in_features}")
+        self.projections = nn.ModuleList(
+            nn.Linear(d, out_features) if project else nn.Identity() for d in self.in_features)
+        self.weight_logits = nn.Parameter(torch.zeros(len(self.in_features)))
+
+    @property
+    def weights(self) -> torch.Tensor:
+        r"""The modality weights :math:`\alpha = \operatorname{softmax}(w)`, shape (M,)."""
+        return torch.softmax(self.weight_logits, dim=0)
+
+    def forward(self, zs) -> torch.Tensor:
+        zs = check_modalities(zs, self.in_features)
+        projected = torch.stack([p(z) for p, z in zip(self.projections, zs)], dim=1)  # (N, M, E)
+        return (self.weights[:, None] * projected).sum(dim=1)  # (N, E)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+# --------------------------------------------------------------------------- late
+class LateFusion(nn.Module):
+    r"""Decision-level fusion: each modality predicts, then the predictions are combined.
+
+    Each modality gets its own head :math:`f_m` giving class logits :math:`\ell_m =
+    f_m(z_m)` and probabilities :math:`p_m = \operatorname{softmax}(\ell_m)`. The
+    combination, by ``mode``:
+
+    * ``"mean"``: :math:`p = \frac{1}{M}\sum_m p_m` (averaging, soft voting);
+    * ``"weighted"``: :math:`p = \sum_m \beta_m p_m` with learned
+      :math:`\beta = \operatorname{softmax}(v)`;
+    * ``"meta"``: a linear meta-classifier on the stacked log-probabilities,
+      :math:`\ell = \sum_m A_m \log p_m + c` (stacking).
+
+    The output is a vector of logits (for ``"mean"`` and ``"weighted"``, :math:`\log p`,
+    which ``cross_entropy`` treats correctly), so the module trains end to end like any
+    other. In every mode the decision is a sum of per-modality terms: late fusion cannot
+    represent an interaction such as XOR between modalities. The meta-classifier is
+    linear on purpose: a non-linear one trained end to end would turn this into feature
+    fusion through a C-dimensional bottleneck.
+
+    Args:
+        in_features: one entry per modality: an int :math:`D_m` (the head is then
+            ``nn.Linear(D_m, num_classes)``) or an ``nn.Module`` mapping ``(N, D_m)`` to
+            ``(N, num_classes)`` (use ``nn.Identity()`` when the inputs already are logits).
+        num_classes: C.
+        mode: ``"mean"``, ``"weighted"`` or ``"meta"``.
+
+    Attributes:
+        heads: the per-modality heads :math:`f_m` (an ``nn.ModuleList``).
+        out_features: C.
+
+    Shape:
+        - input: a list of M tensors, :math:`(N, D_m)`
+        - output: :math:`(N, C)` logits
+    """
+
+    MODES = ("mean", "weighted", "meta")
+
+    def __init__(self, in_features: Sequence, num_classes: int, mode: str = "mean"):
+        super().__init__()
+        sizes = _check_sizes(in_features, allow_modules=True)
+        self.num_classes = self.out_features = _check_positive(num_classes, "num_classes")
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        self.in_features = tuple(d if isinstance(d, int) else None for d in sizes)
+        self.heads = nn.ModuleList(nn.Linear(d, num_classes) if isinstance(d, int) else d
+                                   for d in sizes)
+        M = len(sizes)
+        if mode == "weighted":
+            self.weight_logits = nn.Parameter(torch.zeros(M))
+        elif mode == "meta":
+            self.meta = nn.Linear(M * num_classes, num_classes)
+
+    def modality_logits(self, zs) -> list:
+        """The per-modality predictions :math:`\\ell_m = f_m(z_m)`, a list of (N, C)."""
+        zs = check_modalities(zs, self.in_features)
+        logits = [f(z) for f, z in zip(self.heads, zs)]
+        check_modalities(logits, [self.num_classes] * len(logits), name="head outputs")
+        return logits
+
+    def combine(self, logits) -> torch.Tensor:
+        """Combine per-modality logits ``[l_1, ..., l_M]`` (each (N, C)) into (N, C)."""
+        logits = check_modalities(logits, [self.num_classes] * len(self.heads), name="logits")
+        log_p = torch.stack([torch.log_softmax(ll, dim=1) for ll in logits], dim=1)  # (N, M, C)
+        if self.mode == "meta":
+            return self.meta(log_p.flatten(1))  # (N, M*C) -> (N, C)
+        M = log_p.shape[1]
+        if self.mode == "mean":
+            log_beta = log_p.new_full((M,), -math.log(M))
+        else:
+            log_beta = torch.log_softmax(self.weight_logits, dim=0)
+        return torch.logsumexp(log_beta[:, None] + log_p, dim=1)  # log sum_m beta_m p_m
+
+    @property
+    def weights(self) -> torch.Tensor:
+        r"""The modality weights :math:`\beta` (``"mean"`` and ``"weighted"`` modes)."""
+        if self.mode == "weighted":
+            return torch.softmax(self.weight_logits, dim=0)
+        if self.mode == "mean":
+            return torch.full((len(self.heads),), 1.0 / len(self.heads))
+        raise AttributeError("mode='meta' has no modality weights; see .meta")
+
+    def forward(self, zs) -> torch.Tensor:
+        return self.combine(self.modality_logits(zs))
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, mode={self.mode!r}"
+
+
+# --------------------------------------------------------------------------- tensor
+class TensorFusion(nn.Module):
+    r"""Tensor fusion (Zadeh et al., 2017): the outer product of the modalities.
+
+    .. math::
+        z = \operatorname{vec}\Big(\bigotimes_{m=1}^{M} \begin{bmatrix} z_m \\ 1
+        \end{bmatrix}\Big) \in \mathbb{R}^{\prod_m (D_m + 1)}
+
+    The appended 1 keeps every unimodal term and every lower-order product next to the
+    M-way products; a linear layer on :math:`z` is a general multilinear function of the
+    modalities. No parameters, but the size grows as the product of the :math:`D_m + 1`.
+    The flattening is row-major: entry :math:`(i_1, \dots, i_M)` of the tensor is at
+    position :math:`i_M + (D_M + 1)(i_{M-1} + \dots)`.
+
+    Args:
+        in_features: the feature sizes ``D_1, ..., D_M``.
+
+    Attributes:
+        out_features: :math:`\prod_m (D_m + 1)`.
+
+    Shape:
+        - input: a list of M tensors, :math:`(N, D_m)`
+        - output: :math:`(N, \prod_m (D_m + 1))`
+    """
+
+    def __init__(self, in_features: Sequence[int]):
+        super().__init__()
+        self.in_features = tuple(_check_sizes(in_features))
+        self.out_features = math.prod(d + 1 for d in self.in_features)
+
+    def forward(self, zs) -> torch.Tensor:
+        zs = check_modalities(zs, self.in_features)
+        t = _append_one(zs[0])  # (N, D_1 + 1)
+        for z in zs[1:]:
+            t = torch.einsum("ni,nj->nij", t, _append_one(z)).flatten(1)  # (N, P * (D_m + 1))
+        return t
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class LowRankTensorFusion(nn.Module):
+    r"""Low-rank multimodal fusion (Liu et al., 2018).
+
+    A linear layer on the tensor-fusion output, :math:`h = \mathcal{W} \cdot
+    \bigotimes_m [z_m; 1] + b`, needs a weight tensor of :math:`\prod_m (D_m + 1) \times E`
+    entries. Writing that tensor as a sum of R rank-one terms,
+    :math:`\mathcal{W} = \sum_{i=1}^{R} \bigotimes_m W_m^{(i)}`, with modality-specific
+    factors :math:`W_m^{(i)} \in \mathbb{R}^{(D_m + 1) \times E}`, the product never has
+    to be formed:
+
+    .. math::
+        h = \sum_{i=1}^{R} \prod_{m=1}^{M} \left([z_m; 1]^\top W_m^{(i)}\right) + b
+
+    (the product over m is elementwise over the E outputs). Parameters:
+    :math:`R \sum_m (D_m + 1) E + E`, linear in M instead of exponential. Every factor is
+    a registered parameter (MultiBench's version keeps them in a plain list, so they are
+    never trained nor moved to the GPU).
+
+    Args:
+        in_features: the feature sizes ``D_1, ..., D_M``.
+        out_features: E.
+        rank: R.
+        bias: learn the bias b.
+
+    Attributes:
+        factors: ``nn.ParameterList``; ``factors[m]`` has shape ``(R, D_m + 1, E)``.
+
+    Shape:
+        - input: a list of M tensors, :math:`(N, D_m)`
+        - output: :math:`(N, E)`
+    """
+
+    def __init__(self, in_features: Sequence[int], out_features: int, rank: int,
+                 bias: bool = True):
+        super().__init__()
+        self.in_features = tuple(_check_sizes(in_features))
+        self.out_features = _check_positive(out_features, "out_features")
+        self.rank = _check_positive(rank, "rank")
+        self.factors = nn.ParameterList(
+            nn.Parameter(torch.empty(rank, d + 1, out_features)) for d in self.in_features)
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Each factor ~ N(0, 1 / (D_m + 1)), so each :math:`[z_m;1]^T W_m^{(i)}` has unit
+        scale for unit inputs; the first factor is scaled by :math:`1/\\sqrt{R}` so the
+        sum over the rank does not grow with R."""
+        for m, W in enumerate(self.factors):
+            std = (W.shape[1]) ** -0.5 / (math.sqrt(self.rank) if m == 0 else 1.0)
+            nn.init.normal_(W, std=std)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, zs) -> torch.Tensor:
+        zs = check_modalities(zs, self.in_features)
+        h = None
+        for z, W in zip(zs, self.factors):
+            f = torch.einsum("nd,rde->nre", _append_one(z), W)  # (N, R, E)
+            h = f if h is None else h * f
+        h = h.sum(dim=1)  # (N, E)
+        return h if self.bias is None else h + self.bias
+
+    def full_weight(self) -> torch.Tensor:
+        r"""The equivalent full weight, :math:`\sum_i \bigotimes_m W_m^{(i)}`, flattened
+        like :class:`TensorFusion`'s output: shape :math:`(\prod_m (D_m + 1), E)`."""
+        W = self.factors[0]  # (R, P, E) with P growing
+        for F in self.factors[1:]:
+            W = torch.einsum("rpe,rqe->rpqe", W, F).flatten(1, 2)  # (R, P * (D_m + 1), E)
+        return W.sum(dim=0)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"rank={self.rank}, bias={self.bias is not None}")
+
+
+# --------------------------------------------------------------------------- gated
+class GatedFusion(nn.Module):
+    r"""Gated fusion, after the gated multimodal unit (Arevalo et al., 2017).
+
+    .. math::
+        h_m = \tanh(W_m z_m + b_m), \qquad
+        g = \operatorname{softmax}_m\big(W_g [z_1; \dots; z_M] + b_g\big), \qquad
+        h = \sum_{m=1}^{M} g_m \odot h_m
+
+    The gate :math:`g \in \mathbb{R}^{M \times E}` is computed from all modalities and,
+    for each of the E output features, sums to one over the modalities: the network
+    decides, example by example and feature by feature, which modality to listen to.
+    For M = 2 this is the GMU's :math:`g \odot h_1 + (1 - g) \odot h_2` with
+    :math:`g = \sigma(\cdot)`.
+
+    Args:
+        in_features: the feature sizes ``D_1, ..., D_M``.
+        out_features: E.
+
+    Shape:
+        - input: a list of M tensors, :math:`(N, D_m)`
+        - output: :math:`(N, E)`
+    """
+
+    def __init__(self, in_features: Sequence[int], out_features: int):
+        super().__init__()
+        self.in_features = tuple(_check_sizes(in_features))
+        self.out_features = _check_positive(out_features, "out_features")
+        M = len(self.in_features)
+        self.transforms = nn.ModuleList(nn.Linear(d, out_features) for d in self.in_features)
+        self.gate = nn.Linear(sum(self.in_features), M * out_features)
+
+    def gates(self, zs) -> torch.Tensor:
+        """The gate values :math:`g`, shape (N, M, E)."""
+        zs = check_modalities(zs, self.in_features)
+        M, E = len(zs), self.out_features
+        return torch.softmax(self.gate(torch.cat(zs, dim=1)).view(-1, M, E), dim=1)  # (N, M, E)
+
+    def forward(self, zs) -> torch.Tensor:
+        g = self.gates(zs)
+        h = torch.stack([torch.tanh(t(z)) for t, z in zip(self.transforms, zs)], dim=1)
+        return (g * h).sum(dim=1)  # (N, E)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+# --------------------------------------------------------------------------- model
+class MultimodalModel(nn.Module):
+    r"""Encoders, a fusion module and a head, joined into one network.
+
+    .. math:: \hat y = \text{head}\big(\text{fusion}([\text{enc}_1(x_1), \dots,
+              \text{enc}_M(x_M)])\big)
+
+    ``model(*inputs)`` hands the first ``arity[0]`` positional inputs to encoder 1, the
+    next ``arity[1]`` to encoder 2, and so on (AV digits: ``arity=(1, 2)`` for ``image``,
+    then ``audio, length``). For late fusion pass a :class:`LateFusion` (it holds the
+    per-modality heads) and ``head=None``.
+
+    Args:
+        encoders: one module per modality (``nn.Identity()`` for raw features).
+        fusion: a module mapping a list of M tensors to one tensor.
+        head: the module after the fusion (``None``: the fusion output is returned).
+        arity: the number of positional inputs of each encoder (default: 1 each).
+
+    Shape:
+        - inputs: the encoders' inputs, in order, batch first
+        - output: the head's output, e.g. :math:`(N, C)` logits
+    """
+
+    def __init__(self, encoders: Sequence[nn.Module], fusion: nn.Module,
+                 head: nn.Module | None = None, arity: Sequence[int] | None = None):
+        super().__init__()
+        if isinstance(encoders, nn.Module) and not isinstance(encoders, nn.ModuleList):
+            raise ValueError("encoders must be a sequence of modules, one per modality, "
+                             f"got a single {type(encoders).__name__}")
+        self.encoders = nn.ModuleList(encoders)
+        if len(self.encoders) < 1:
+            raise ValueError("encoders must hold at least one module")
+        M = len(self.encoders)
+        arity = (1,) * M if arity is None else tuple(arity)
+        if len(arity) != M or any(isinstance(a, bool) or not isinstance(a, int) or a < 1
+                                  for a in arity):
+            raise ValueError(f"arity must hold {M} positive ints (one per encoder), "
+                             f"got {arity!r}")
+        self.arity = arity
+        self.fusion = fusion
+        self.head = head if head is not None else nn.Identity()
+
+    def split_inputs(self, inputs: Sequence) -> list:
+        """Group the positional inputs by encoder, ``arity[m]`` each."""
+        if len(inputs) != sum(self.arity):
+            raise ValueError(f"inputs: expected {sum(self.arity)} positional inputs "
+                             f"(arity {self.arity}), got {len(inputs)}")
+        groups, start = [], 0
+        for a in self.arity:
+            groups.append(tuple(inputs[start:start + a]))
+            start += a
+        return groups
+
+    def encode(self, *inputs) -> list:
+        """The per-modality representations ``[z_1, ..., z_M]``."""
+        return [enc(*x) for enc, x in zip(self.encoders, self.split_inputs(inputs))]
+
+    def forward(self, *inputs) -> torch.Tensor:
+        return self.head(self.fusion(self.encode(*inputs)))

@@ -1,0 +1,144 @@
+"""The built book, loaded from disk in headless Chromium with no network.
+
+Run by ``make html-check`` (``pytest tests/rendered --rendered``) after ``make book``.
+Chromium executes the page's JavaScript (MathJax, the ipywidgets manager) and we read
+the resulting DOM: math must be typeset, figures present, the Colab launch link there
+on every notebook page, and every widget area must show the widget or its static
+fallback. A screenshot of the introduction is kept in ``_build/screenshots``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+MD_PAGES = ["intro", "glossary", "bibliography"]
+PAGES = [p.stem for p in NOTEBOOKS] + MD_PAGES
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+         "--disable-dev-shm-usage", "--hide-scrollbars"]
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.fail("chromium is not installed: `make chromium` (apt-get install chromium)")
+    return exe
+
+
+def _run_chromium(args, timeout=120) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
+                             capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"chromium failed ({out.returncode}): {out.stderr[-2000:]}")
+    return out.stdout
+
+
+def _dump_dom(page: str) -> str:
+    path = HTML / "book" / f"{page}.html"
+    return _run_chromium(["--virtual-time-budget=30000", "--dump-dom", path.as_uri()])
+
+
+@pytest.fixture(scope="session")
+def dom() -> dict:
+    if not (HTML / "index.html").exists():
+        pytest.fail("no built book in _build/html: run `make book` first")
+    missing = [p for p in PAGES if not (HTML / "book" / f"{p}.html").exists()]
+    assert not missing, f"pages missing from the build: {missing}"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        doms = dict(zip(PAGES, pool.map(_dump_dom, PAGES)))
+    return {p: BeautifulSoup(d, "html.parser") for p, d in doms.items()}
+
+
+def _prose_text(soup) -> str:
+    """Visible text outside code: scripts, styles and code blocks removed."""
+    soup = BeautifulSoup(str(soup), "html.parser")
+    for tag in soup(["script", "style", "pre", "code", "noscript", "mjx-container",
+                     "mjx-assistive-mml"]):
+        tag.decompose()
+    for tag in soup.select(".highlight, .cell_input, .cell_output"):
+        tag.decompose()
+    main = soup.select_one("main") or soup
+    return main.get_text(" ")
+
+
+def _notebook_has_math(nb: Path) -> bool:
+    cells = json.loads(nb.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return bool(re.search(r"\$[^$\s][^$]*\$|\$\$", text))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_raw_tex_left(dom, page):
+    text = _prose_text(dom[page])
+    for raw in ("\\(", "\\)", "\\[", "\\]", "$$"):
+        assert raw not in text, f"{page}: raw {raw!r} in the rendered text: math not typeset"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_math_is_typeset(dom, nb):
+    if not _notebook_has_math(nb):
+        pytest.skip(f"{nb.name} has no math")
+    assert dom[nb.stem].select("mjx-container"), f"{nb.stem}: MathJax typeset nothing"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_launch_link(dom, nb):
+    links = [a["href"] for a in dom[nb.stem].select("a[href]")
+             if a["href"].startswith("https://colab.research.google.com/github/")]
+    assert any(h.endswith(f"book/{nb.name}") for h in links), f"{nb.stem}: no Colab link"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_figures_present(dom, nb):
+    src = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
+    if "plt." not in src and "show_images" not in src:
+        pytest.skip(f"{nb.name} draws no figure")
+    imgs = dom[nb.stem].select(".cell_output img")
+    assert imgs, f"{nb.stem}: no figure in the rendered outputs"
+    for img in imgs:
+        s = img.get("src", "")
+        if not s.startswith("data:"):
+            target = (HTML / "book" / s).resolve()
+            assert target.exists(), f"{nb.stem}: figure {s} is missing from the build"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_widget_areas_show_widget_or_fallback(dom, nb):
+    raw = (HTML / "book" / f"{nb.stem}.html").read_text()
+    n_widgets = raw.count(WIDGET_MIME)
+    if n_widgets == 0:
+        pytest.skip(f"{nb.name} shows no widget")
+    soup = dom[nb.stem]
+    for script in soup.find_all("script", type=WIDGET_MIME):
+        cell = script.find_parent(class_="cell") or script.parent
+        rendered = cell.select(".jupyter-widgets, .widget-inline-hbox, .widget-box, "
+                               ".lm-Widget, .widget-slider")
+        fallback = cell.select("img")
+        prev = cell.find_previous_sibling(class_="cell")
+        if prev is not None:
+            fallback += prev.select(".cell_output img")
+        assert rendered or fallback, f"{nb.stem}: a widget area shows neither widget nor figure"
+
+
+def test_screenshot_of_the_introduction():
+    out = ROOT / "_build" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    shot = out / "intro.png"
+    shot.unlink(missing_ok=True)
+    _run_chromium(["--window-size=1280,1800", "--virtual-time-budget=15000",
+                   f"--screenshot={shot}", (HTML / "book" / "intro.html").as_uri()])
+    assert shot.exists() and shot.stat().st_size > 10_000, "screenshot missing or blank"

@@ -1,0 +1,284 @@
+"""mmbook.attention against torch: F.scaled_dot_product_attention, nn.MultiheadAttention."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.testing import assert_close
+
+from mmbook.attention import (
+    CoAttention,
+    CrossModalAttention,
+    CrossModalTransformerBlock,
+    ModalityAttention,
+    MultiheadCrossModalAttention,
+    attention_entropy,
+    lengths_to_mask,
+    masked_softmax,
+    scaled_dot_product_attention,
+    seed_cross_modal_attention,
+)
+
+torch.manual_seed(0)
+
+
+# ----------------------------------------------------------------------------- masked softmax
+def test_masked_softmax_sums_to_one_and_zeroes_masked():
+    s = torch.randn(4, 5, 7)
+    mask = torch.rand(4, 5, 7) > 0.4
+    mask[..., 0] = True
+    w = masked_softmax(s, mask)
+    assert_close(w.sum(-1), torch.ones(4, 5))
+    assert (w[~mask] == 0).all()
+    # equals softmax with -inf on the masked entries
+    assert_close(w, torch.softmax(s.masked_fill(~mask, float("-inf")), -1))
+
+
+def test_masked_softmax_other_dim_and_temperature():
+    s = torch.randn(3, 6, 2)
+    w = masked_softmax(s, dim=1, temperature=2.5)
+    assert_close(w, torch.softmax(s / 2.5, dim=1))
+    assert_close(w.sum(1), torch.ones(3, 2))
+
+
+def test_masked_softmax_fully_masked_row_is_zero_and_grad_finite():
+    s = torch.randn(2, 4, requires_grad=True)
+    mask = torch.tensor([[False] * 4, [True, False, True, True]])
+    w = masked_softmax(s, mask)
+    assert (w[0] == 0).all()
+    assert_close(w[1].sum(), torch.tensor(1.0))
+    (w * torch.randn(2, 4)).sum().backward()
+    assert torch.isfinite(s.grad).all()
+
+
+def test_masked_softmax_bad_inputs():
+    with pytest.raises(ValueError, match="temperature"):
+        masked_softmax(torch.randn(3), temperature=0)
+    with pytest.raises(ValueError, match="boolean"):
+        masked_softmax(torch.randn(3), torch.ones(3))
+    with pytest.raises(ValueError, match="broadcast"):
+        masked_softmax(torch.randn(2, 3), torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_lengths_to_mask_and_entropy():
+    m = lengths_to_mask(torch.tensor([2, 0, 3]), 4)
+    assert m.tolist() == [[True, True, False, False], [False] * 4, [True, True, True, False]]
+    with pytest.raises(ValueError, match="integers"):
+        lengths_to_mask(torch.tensor([1.0]))
+    uniform = torch.full((5,), 0.2)
+    assert_close(attention_entropy(uniform), torch.log(torch.tensor(5.0)))
+    assert_close(attention_entropy(torch.tensor([1.0, 0.0])), torch.tensor(0.0))
+
+
+# ----------------------------------------------------------------------------- scaled dot product
+@pytest.mark.parametrize("shape", [((5, 8), (7, 8), (7, 3)), ((2, 5, 8), (2, 7, 8), (2, 7, 8)),
+                                   ((2, 4, 6, 16), (2, 4, 9, 16), (2, 4, 9, 5))])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sdpa_matches_torch(shape, masked):
+    q, k, v = (torch.randn(*s) for s in shape)
+    L, S = q.shape[-2], k.shape[-2]
+    mask = None
+    if masked:
+        mask = torch.rand(*q.shape[:-2], L, S) > 0.3
+        mask[..., 0] = True
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    out, w = scaled_dot_product_attention(q, k, v, mask)
+    assert_close(out, ref)
+    assert w.shape == (*q.shape[:-2], L, S)
+    assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
+    if masked:
+        assert (w[~mask] == 0).all()
+    fast, none = scaled_dot_product_attention(q, k, v, mask, need_weights=False)
+    assert none is None
+    assert_close(fast, ref)
+
+
+def test_sdpa_scale_float_mask_and_broadcast_mask():
+    q, k, v = torch.randn(2, 3, 4), torch.randn(2, 6, 4), torch.randn(2, 6, 4)
+    fmask = torch.randn(3, 6)
+    assert_close(scaled_dot_product_attention(q, k, v, fmask, scale=0.3)[0],
+                 F.scaled_dot_product_attention(q, k, v, attn_mask=fmask, scale=0.3))
+    pad = lengths_to_mask(torch.tensor([4, 6]), 6)[:, None, :]  # (N, 1, S)
+    out, w = scaled_dot_product_attention(q, k, v, pad)
+    assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=pad))
+    assert (w[0, :, 4:] == 0).all()
+
+
+def test_sdpa_temperature_sharpens():
+    q, k, v = torch.randn(4, 10, 8), torch.randn(4, 12, 8), torch.randn(4, 12, 8)
+    ents = [attention_entropy(scaled_dot_product_attention(q, k, v, temperature=t)[1]).mean()
+            for t in (0.2, 1.0, 5.0)]
+    assert ents[0] < ents[1] < ents[2]
+    _, w = scaled_dot_product_attention(q, k, v, temperature=2.0)
+    assert_close(w, torch.softmax(q @ k.transpose(1, 2) / (8 ** 0.5 * 2.0), -1))
+
+
+def test_sdpa_bad_inputs():
+    q = torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match="last dimension"):
+        scaled_dot_product_attention(q, torch.randn(2, 5, 3), torch.randn(2, 5, 3))
+    with pytest.raises(ValueError, match="k and v"):
+        scaled_dot_product_attention(q, torch.randn(2, 5, 4), torch.randn(2, 6, 4))
+    with pytest.raises(ValueError, match="batch"):
+        scaled_dot_product_attention(q, torch.randn(3, 5, 4), torch.randn(3, 5, 4))
+    with pytest.raises(ValueError, match="broadcast"):
+        scaled_dot_product_attention(q, torch.randn(2, 5, 4), torch.randn(2, 5, 4),
+                                     torch.ones(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="at least 2"):
+        scaled_dot_product_attention(torch.randn(4), torch.randn(4), torch.randn(4))
+
+
+# ----------------------------------------------------------------------------- the seed's attention
+def test_seed_code_gives_all_ones():
+    H = 6
+    states = [torch.randn(5, H) for _ in range(3)]
+    layers = nn.ModuleList(nn.Linear(2 * H, 1) for _ in range(3))
+    contexts, weights = seed_cross_modal_attention(states, layers)
+    assert len(weights) == 6
+    for w in weights:
+        assert_close(w, torch.ones(5, 1))
+    # the seed's index i*(M-1)+j: modality 0 ends up with h^1 + h^2 (all weights are one)
+    assert_close(contexts[0], states[1] + states[2])
+    # and W_a gets no gradient signal at all
+    sum(c.sum() for c in contexts).backward()
+    assert all(lay.weight.grad.abs().max() == 0 for lay in layers)
+
+
+def test_cross_modal_attention_matches_formula():
+    N, T, H, M = 3, 4, 5, 3
+    att = CrossModalAttention(H, M)
+    states = [torch.randn(N, T, H) for _ in range(M)]
+    c, alpha = att(states)
+    assert c.shape == (N, T, M, H) and alpha.shape == (N, T, M, M)
+    for m in range(M):
+        others = [n for n in range(M) if n != m]
+        e = torch.stack([att.score[m](torch.cat([states[m], states[n]], -1)).squeeze(-1)
+                         for n in others], -1)  # (N, T, M-1)
+        a = torch.softmax(e, -1)
+        assert_close(alpha[:, :, m, others], a)
+        assert (alpha[:, :, m, m] == 0).all()
+        ref = sum(a[..., i:i + 1] * states[n] for i, n in enumerate(others))
+        assert_close(c[:, :, m], ref)
+    assert not torch.allclose(alpha.sum(-2), torch.ones(N, T, M))  # not trivially one
+
+
+def test_cross_modal_attention_seed_bug_and_two_modalities():
+    states = [torch.randn(2, 3, 4) for _ in range(3)]
+    buggy = CrossModalAttention(4, 3, seed_bug=True)
+    _, alpha = buggy(states)
+    assert_close(alpha, (~torch.eye(3, dtype=torch.bool)).float().expand(2, 3, 3, 3))
+    # even done right, two modalities leave one candidate: alpha = 1
+    _, alpha2 = CrossModalAttention(4, 2)(states[:2])
+    assert_close(alpha2, torch.tensor([[0.0, 1.0], [1.0, 0.0]]).expand(2, 3, 2, 2))
+
+
+def test_cross_modal_attention_bad_inputs():
+    att = CrossModalAttention(4, 2)
+    with pytest.raises(ValueError, match="same T"):
+        att([torch.randn(2, 3, 4), torch.randn(2, 5, 4)])
+    with pytest.raises(ValueError, match="hidden_size"):
+        att([torch.randn(2, 3, 5), torch.randn(2, 3, 5)])
+    with pytest.raises(ValueError, match="list"):
+        att(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match="num_modalities"):
+        CrossModalAttention(4, 1)
+
+
+# ----------------------------------------------------------------------------- co-attention
+def test_coattention_both_directions():
+    co = CoAttention(6, 4)
+    a, b = torch.randn(2, 5, 6), torch.randn(2, 7, 4)
+    mask_b = lengths_to_mask(torch.tensor([7, 3]), 7)
+    a_hat, b_hat, w_ab, w_ba, C = co(a, b, mask_b=mask_b)
+    assert_close(C, torch.tanh(torch.einsum("nld,de,nse->nls", a, co.W, b)))
+    assert_close(w_ab.sum(-1), torch.ones(2, 5))
+    assert_close(w_ba.sum(-1), torch.ones(2, 7))
+    assert (w_ab[1, :, 3:] == 0).all()
+    assert_close(w_ba, torch.softmax(C.transpose(1, 2), -1))
+    assert_close(a_hat, w_ab @ b)
+    assert_close(b_hat, w_ba @ a)
+    with pytest.raises(ValueError, match="b"):
+        co(a, torch.randn(2, 7, 5))
+
+
+# ----------------------------------------------------------------------------- modality attention
+def test_modality_attention_weights_and_mask():
+    ma = ModalityAttention(8, 5)
+    xs = [torch.randn(4, 8) for _ in range(3)]
+    Z, alpha = ma(xs)
+    assert alpha.shape == (4, 3)
+    assert_close(alpha.sum(-1), torch.ones(4))
+    assert_close(Z, sum(alpha[:, k:k + 1] * xs[k] for k in range(3)))
+    assert alpha.std(0).max() > 0  # input-dependent
+    mask = torch.tensor([[True, False, True]]).expand(4, 3)
+    _, alpha_m = ma(xs, mask)
+    assert (alpha_m[:, 1] == 0).all()
+    # removing a modality renormalises the others: their ratios do not change
+    assert_close(alpha_m[:, 0] / alpha_m[:, 2], alpha[:, 0] / alpha[:, 2])
+    Zs, alpha_s = ma(torch.randn(4, 6, 3, 8))  # (N, T, K, E)
+    assert Zs.shape == (4, 6, 8) and alpha_s.shape == (4, 6, 3)
+    with pytest.raises(ValueError, match="same shape"):
+        ma([torch.randn(4, 8), torch.randn(4, 7)])
+    with pytest.raises(ValueError, match="E = 8"):
+        ma(torch.randn(4, 3, 7))
+
+
+# ----------------------------------------------------------------------------- multi-head
+@pytest.mark.parametrize("kdim", [None, 12])
+@pytest.mark.parametrize("bias", [True, False])
+def test_multihead_matches_torch(kdim, bias):
+    E, h, N, L, S = 16, 4, 3, 5, 7
+    mha = nn.MultiheadAttention(E, h, batch_first=True, kdim=kdim, vdim=kdim, bias=bias).eval()
+    ours = MultiheadCrossModalAttention.from_torch(mha)
+    q = torch.randn(N, L, E)
+    kv = torch.randn(N, S, kdim or E)
+    pad = ~lengths_to_mask(torch.tensor([7, 4, 6]), S)  # True = padding, as in torch
+    ref_out, ref_w = mha(q, kv, kv, key_padding_mask=pad, average_attn_weights=False)
+    out, w = ours(q, kv, kv, key_padding_mask=pad)
+    assert_close(out, ref_out)
+    assert_close(w, ref_w)
+    assert w.shape == (N, h, L, S)
+    assert (w[1, :, :, 4:] == 0).all()
+    fast, none = ours(q, kv, key_padding_mask=pad, need_weights=False)
+    assert none is None
+    assert_close(fast, ref_out)
+
+
+def test_multihead_attn_mask_matches_torch():
+    E, h = 8, 2
+    mha = nn.MultiheadAttention(E, h, batch_first=True).eval()
+    ours = MultiheadCrossModalAttention.from_torch(mha)
+    x, y = torch.randn(2, 4, E), torch.randn(2, 6, E)
+    allow = torch.rand(4, 6) > 0.3
+    allow[:, 0] = True
+    ref_out, ref_w = mha(x, y, y, attn_mask=~allow, average_attn_weights=False)
+    out, w = ours(x, y, attn_mask=allow)
+    assert_close(out, ref_out)
+    assert_close(w, ref_w)
+
+
+def test_multihead_bad_inputs():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiheadCrossModalAttention(10, 3)
+    m = MultiheadCrossModalAttention(8, 2, kdim=5, vdim=5)
+    with pytest.raises(ValueError, match="key"):
+        m(torch.randn(2, 3, 8), torch.randn(2, 4, 8))
+    with pytest.raises(ValueError, match="query"):
+        m(torch.randn(2, 3, 7), torch.randn(2, 4, 5))
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        m(torch.randn(2, 3, 8), torch.randn(2, 4, 5), key_padding_mask=torch.zeros(2, 5).bool())
+
+
+def test_transformer_block_shapes_and_residual():
+    blk = CrossModalTransformerBlock(8, 2, kdim=6, dim_feedforward=16).eval()
+    x, src = torch.randn(2, 5, 8), torch.randn(2, 9, 6)
+    y, w = blk(x, src, key_padding_mask=~lengths_to_mask(torch.tensor([9, 3]), 9))
+    assert y.shape == (2, 5, 8) and w.shape == (2, 2, 5, 9)
+    assert (w[1, :, :, 3:] == 0).all()
+    # with the output projections zeroed, the block is the identity (pure residual)
+    with torch.no_grad():
+        blk.attn.out_proj.weight.zero_()
+        blk.attn.out_proj.bias.zero_()
+        blk.ff[-1].weight.zero_()
+        blk.ff[-1].bias.zero_()
+    assert_close(blk(x, src)[0], x)

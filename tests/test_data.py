@@ -1,0 +1,194 @@
+"""mmbook.data loaders on the real files in ../shared/data (MMBOOK_DATA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmbook.data import (
+    AV_SIZES,
+    MFEAT_VIEWS,
+    load_av_digits,
+    load_mfeat,
+    mnist_pca,
+    read_mnist,
+    read_wav,
+    remove_energy,
+    spectrogram,
+)
+
+TINY = {"train": 300, "val": 50, "test": 100}
+
+
+def _digit(f: str) -> int:
+    return int(Path(f).name.split("_")[0])
+
+
+def _take(f: str) -> int:
+    return int(Path(f).stem.split("_")[2])
+
+
+@pytest.fixture(scope="module")
+def av():
+    return {split: load_av_digits(split) for split in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="module")
+def tiny_builds(tmp_path_factory):
+    """The same small build made twice in separate caches, and once with another seed."""
+    a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
+    return (load_av_digits("train", TINY, seed=0, cache=a),
+            load_av_digits("train", TINY, seed=0, cache=b),
+            load_av_digits("train", TINY, seed=1, cache=a))
+
+
+# ----------------------------------------------------------------------------- AV digits
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_av_shapes_and_dtypes(av, split):
+    ds, n = av[split], AV_SIZES["small"][split]
+    assert ds.images.shape == (n, 1, 28, 28) and ds.images.dtype == torch.float32
+    assert ds.audio.shape == (n, 41, 64) and ds.audio.dtype == torch.float32
+    assert ds.lengths.shape == (n,) and ds.lengths.dtype == torch.int64
+    assert ds.labels.shape == (n,) and ds.labels.dtype == torch.int64
+    assert len(ds.audio_files) == n and ds.split == split
+    assert ((ds.lengths >= 1) & (ds.lengths <= 41)).all()
+    assert torch.isfinite(ds.images).all() and torch.isfinite(ds.audio).all()
+    image, audio, length, label = ds[0]
+    assert image.shape == (1, 28, 28) and audio.shape == (41, 64) and length.dim() == 0
+
+
+def test_av_every_class_present(av):
+    for ds in av.values():
+        assert torch.bincount(ds.labels, minlength=10).min() > 0
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_av_paired_labels_agree(av, split):
+    """The recording's digit (from its file name) and the MNIST label are the label."""
+    ds = av[split]
+    assert [_digit(f) for f in ds.audio_files] == ds.labels.tolist()
+    _, y = read_mnist(split)
+    offset = 55000 if split == "val" else 0
+    assert np.array_equal(y[ds.image_indices.numpy() - offset], ds.labels.numpy())
+
+
+def test_av_image_is_the_energy_removed_mnist_image(av):
+    ds = av["test"]
+    x, _ = read_mnist("test")
+    mean, basis = mnist_pca(0.75)
+    ref = torch.from_numpy(remove_energy(x[ds.image_indices[:20].numpy()], mean, basis))
+    got = ds.images[:20].reshape(20, -1)
+    # the loader standardises with one train mean and std: undo that by a linear fit
+    corr = torch.corrcoef(torch.stack([got.flatten(), ref.flatten()]))[0, 1]
+    assert corr > 0.999
+
+
+def test_av_splits_are_disjoint(av):
+    takes = {s: {_take(f) for f in av[s].audio_files} for s in av}
+    assert takes["train"] <= set(range(10, 50))
+    assert takes["val"] <= set(range(5, 10))
+    assert takes["test"] <= set(range(0, 5))
+    files = {s: set(av[s].audio_files) for s in av}
+    assert not files["train"] & files["val"] and not files["train"] & files["test"]
+    assert not files["val"] & files["test"]
+    train, val = set(av["train"].image_indices.tolist()), set(av["val"].image_indices.tolist())
+    assert max(train) < 55000 <= min(val)  # both from train-images, disjoint row ranges
+    assert max(av["test"].image_indices.tolist()) < 10000  # t10k-images
+    assert len(train) == len(av["train"])  # no image used twice
+
+
+def test_av_deterministic_given_seed(tiny_builds):
+    a, b, c = tiny_builds
+    torch.testing.assert_close(a.images, b.images, rtol=0, atol=0)
+    torch.testing.assert_close(a.audio, b.audio, rtol=0, atol=0)
+    assert torch.equal(a.labels, b.labels) and a.audio_files == b.audio_files
+    assert not torch.equal(a.image_indices, c.image_indices)
+    assert not torch.allclose(a.audio, c.audio)
+
+
+def test_av_custom_size(tiny_builds):
+    a = tiny_builds[0]
+    assert len(a) == TINY["train"] and a.images.shape == (TINY["train"], 1, 28, 28)
+
+
+def test_av_modality_and_to(av):
+    ds = av["val"]
+    image, label = ds.modality("image")[3]
+    audio, length, label2 = ds.modality("audio")[3]
+    assert torch.equal(image, ds.images[3]) and torch.equal(audio, ds.audio[3])
+    assert label == label2 == ds.labels[3] and length == ds.lengths[3]
+    moved = ds.to("cpu")
+    assert torch.equal(moved.images, ds.images) and moved.audio_files is ds.audio_files
+    with pytest.raises(ValueError, match="'image' or 'audio'"):
+        ds.modality("text")
+
+
+def test_av_lengths_follow_the_recordings(av, data_root):
+    ds = av["test"]
+    for i in range(0, 1000, 97):
+        samples = min(len(read_wav(data_root / "fsdd" / ds.audio_files[i])), 8000)
+        assert ds.lengths[i] == samples // 200 + 1
+
+
+def test_spectrogram_matches_torch_stft():
+    x = torch.randn(3, 8000, generator=torch.Generator().manual_seed(0))
+    ref = torch.stft(x, 128, hop_length=200, window=torch.hann_window(128),
+                     return_complex=True).abs()[:, 1:, :]  # (N, F, T)
+    torch.testing.assert_close(spectrogram(x), torch.log(ref + 1e-3).transpose(1, 2))
+    assert spectrogram(x).shape == (3, 41, 64)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(split="validation"), "split must be"),
+    (dict(split="train", size="huge"), "size must be one of"),
+    (dict(split="train", size={"train": 60000, "val": 10, "test": 10}), "larger than the source"),
+    (dict(split="train", size={"train": 100, "val": 10}), "keys"),
+    (dict(split="train", energy_removed=1.0), "energy_removed"),
+    (dict(split="train", noise_std=-1.0), "noise_std"),
+])
+def test_av_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load_av_digits(**kwargs)
+
+
+def test_av_missing_root_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_av_digits("train", TINY, seed=5, root=tmp_path / "nowhere", cache=tmp_path)
+
+
+# ----------------------------------------------------------------------------- mfeat
+def test_mfeat_shapes_and_alignment(data_root):
+    d = load_mfeat()
+    assert len(d["train"]["y"]) == 1500 and len(d["test"]["y"]) == 500
+    raw = {v: np.genfromtxt(data_root / "mfeat" / f"mfeat-{v}.csv", delimiter=",",
+                            skip_header=1) for v in MFEAT_VIEWS}
+    for part in ("train", "test"):
+        assert list(d[part]["views"]) == list(MFEAT_VIEWS)
+        idx = d[part]["index"]
+        for view, dim in MFEAT_VIEWS.items():
+            x = d[part]["views"][view]
+            assert x.shape == (len(idx), dim) and x.dtype == np.float32
+            # row i of every view is raw row index[i] of that view's file, label included
+            np.testing.assert_array_equal(x, raw[view][idx, :-1].astype(np.float32))
+            np.testing.assert_array_equal(d[part]["y"], raw[view][idx, -1].astype(np.int64))
+    # stratified: 50 test digits of each class; the raw files are in class blocks of 200
+    assert np.bincount(d["test"]["y"]).tolist() == [50] * 10
+    np.testing.assert_array_equal(raw["fou"][:, -1], np.repeat(np.arange(10), 200))
+
+
+def test_mfeat_split_deterministic_and_disjoint():
+    a, b, c = load_mfeat(["fou"]), load_mfeat(["fou"]), load_mfeat(["fou"], seed=1)
+    np.testing.assert_array_equal(a["test"]["index"], b["test"]["index"])
+    assert not np.array_equal(a["test"]["index"], c["test"]["index"])
+    assert not set(a["train"]["index"]) & set(a["test"]["index"])
+    assert len(set(a["train"]["index"]) | set(a["test"]["index"])) == 2000
+
+
+@pytest.mark.parametrize("kwargs", [dict(views=["fou", "xyz"]), dict(views=[]),
+                                    dict(test_size=1.5)])
+def test_mfeat_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        load_mfeat(**kwargs)

@@ -1,0 +1,221 @@
+"""Losses and optimizer steps against torch; the Trainer overfits, is deterministic, stops early."""
+
+import functools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from mmbook import train as T
+from mmbook.train import (
+    ScratchAdam,
+    ScratchSGD,
+    Trainer,
+    adam_step,
+    count_parameters,
+    cross_entropy,
+    mse_loss,
+    sgd_step,
+)
+
+
+# ----------------------------------------------------------------------------- losses
+def test_mse_matches_torch():
+    torch.manual_seed(0)
+    a, b = torch.randn(4, 3, requires_grad=True), torch.randn(4, 3)
+    ours, ref = mse_loss(a, b), F.mse_loss(a, b)
+    torch.testing.assert_close(ours, ref)
+    g_ours, = torch.autograd.grad(ours, a)
+    g_ref, = torch.autograd.grad(ref, a)
+    torch.testing.assert_close(g_ours, g_ref)
+    with pytest.raises(ValueError, match="target"):
+        mse_loss(a, b[:2])
+
+
+def test_cross_entropy_matches_torch():
+    torch.manual_seed(0)
+    z, y = torch.randn(6, 5, requires_grad=True), torch.randint(0, 5, (6,))
+    torch.testing.assert_close(cross_entropy(z, y), F.cross_entropy(z, y))
+    g_ours, = torch.autograd.grad(cross_entropy(z, y), z)
+    g_ref, = torch.autograd.grad(F.cross_entropy(z, y), z)
+    torch.testing.assert_close(g_ours, g_ref)
+    p = torch.softmax(torch.randn(6, 5), 1)
+    torch.testing.assert_close(cross_entropy(z, p), F.cross_entropy(z, p))
+    big = torch.tensor([[1000.0, 0.0], [0.0, -1000.0]])
+    torch.testing.assert_close(cross_entropy(big, torch.tensor([1, 1])),
+                               F.cross_entropy(big, torch.tensor([1, 1])))
+    with pytest.raises(ValueError, match="target"):
+        cross_entropy(z, y[:3])
+    with pytest.raises(ValueError, match="logits"):
+        cross_entropy(z[0], y[:1])
+
+
+# ----------------------------------------------------------------------------- optimizers
+def _problem():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    return model, x, y
+
+
+def _run(model, opt, x, y, steps=6):
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_scratch_sgd_matches_torch(momentum):
+    model, x, y = _problem()
+    twin = _problem()[0]
+    ours = _run(model, ScratchSGD(model.parameters(), lr=0.1, momentum=momentum), x, y)
+    ref = _run(twin, torch.optim.SGD(twin.parameters(), lr=0.1, momentum=momentum), x, y)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(ours[0], _problem()[0][0].weight)  # it did move
+
+
+def test_scratch_adam_matches_torch():
+    model, x, y = _problem()
+    twin = _problem()[0]
+    ours = _run(model, ScratchAdam(model.parameters(), lr=0.05, betas=(0.8, 0.99)), x, y, 8)
+    ref = _run(twin, torch.optim.Adam(twin.parameters(), lr=0.05, betas=(0.8, 0.99)), x, y, 8)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b)
+
+
+def test_functional_steps():
+    w = torch.tensor([1.0, -2.0])
+    g = torch.tensor([0.5, 0.5])
+    sgd_step([w], [g], {}, lr=0.1)
+    torch.testing.assert_close(w, torch.tensor([0.95, -2.05]))
+    state, w2 = {}, torch.tensor([1.0, -2.0])
+    adam_step([w2], [g], state, lr=0.1)
+    # first Adam step: m_hat = g, v_hat = g^2, so the update is lr * sign(g) (up to eps)
+    torch.testing.assert_close(w2, torch.tensor([0.9, -2.1]))
+    assert state["step"] == 1
+    with pytest.raises(ValueError, match="grads"):
+        sgd_step([w], [g, g], {}, lr=0.1)
+
+
+def test_count_parameters():
+    model = nn.Linear(4, 3)
+    assert count_parameters(model) == 15 == sum(p.numel() for p in model.parameters())
+    model.bias.requires_grad_(False)
+    assert count_parameters(model) == 12
+    assert count_parameters(model, trainable_only=False) == 15
+
+
+# ----------------------------------------------------------------------------- Trainer
+def _blobs(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    x = torch.randn(n, 2, generator=g) * 0.3 + torch.tensor([[0.0, 2], [2, 0], [-2, -2]])[y]
+    return x, y
+
+
+def _mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3))
+
+
+def test_trainer_overfits_one_batch():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 8), torch.randint(0, 4, (16,))
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+    tr = Trainer(model, lr=0.02, max_epochs=200, batch_size=16, progress=False,
+                 device="cpu").fit((x, y))
+    assert tr.history_["train_loss"][-1] < 0.01 < tr.history_["train_loss"][0]
+    res = tr.evaluate((x, y))
+    assert res["accuracy"] == 1.0 and res["loss"] < 0.01
+    assert len(tr.history_["epoch_time"]) == 200 and tr.n_epochs_ == 200 and tr.fit_time_ > 0
+    assert all(math.isnan(v) for v in tr.history_["val_loss"])
+
+
+def test_trainer_is_deterministic_and_leaves_global_rng_alone():
+    x, y = _blobs()
+    runs = []
+    for _ in range(2):
+        model = _mlp()
+        torch.manual_seed(123)
+        before = torch.rand(1)
+        torch.manual_seed(123)
+        tr = Trainer(model, max_epochs=3, batch_size=8, progress=False, device="cpu").fit((x, y))
+        assert torch.equal(torch.rand(1), before)  # fit used a forked random state
+        runs.append((tr.history_["train_loss"], [p.clone() for p in tr.model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        assert torch.equal(a, b)
+    other = Trainer(_mlp(), max_epochs=3, batch_size=8, progress=False, device="cpu", seed=1)
+    assert other.fit((x, y)).history_["train_loss"] != runs[0][0]
+
+
+def test_early_stopping_restores_best_weights():
+    x, y = _blobs(60)
+    xv, yv = _blobs(30, seed=1)
+    yv = (yv + 1) % 3  # wrong labels: validation loss rises while training improves
+    tr = Trainer(_mlp(), lr=0.05, max_epochs=50, batch_size=20, patience=3, progress=False,
+                 device="cpu").fit((x, y), (xv, yv))
+    h = tr.history_["val_loss"]
+    assert tr.n_epochs_ == tr.best_epoch_ + 3 < 50
+    assert tr.best_epoch_ == 1 + min(range(len(h)), key=h.__getitem__)
+    torch.testing.assert_close(tr.evaluate((xv, yv))["loss"], h[tr.best_epoch_ - 1])
+
+
+def test_trainer_accepts_loaders_optimizer_factories_and_multi_input_models():
+    x, y = _blobs()
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(1, 3), nn.Linear(1, 3)
+
+        def forward(self, x1, x2):
+            return self.a(x1) + self.b(x2)
+
+    torch.manual_seed(0)
+    loader = DataLoader(TensorDataset(x[:, :1], x[:, 1:], y), batch_size=16)
+    tr = Trainer(TwoInputs(), functools.partial(torch.optim.SGD, lr=0.5), max_epochs=20,
+                 progress=False, device="cpu").fit(loader, loader)
+    assert isinstance(tr.optimizer_, torch.optim.SGD)
+    assert tr.evaluate(loader)["accuracy"] > 0.9
+    logits = tr.predict(loader)
+    assert logits.shape == (64, 3) and logits.device.type == "cpu"
+    torch.testing.assert_close(logits, tr.model(x[:, :1], x[:, 1:]))
+
+
+def test_trainer_regression_with_mse():
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
+    tr = Trainer(nn.Linear(3, 1), loss_fn=mse_loss, lr=0.1, max_epochs=100, batch_size=32,
+                 progress=False, device="cpu").fit((x, y))
+    assert tr.history_["train_loss"][-1] < 1e-3
+    assert math.isnan(tr.evaluate((x, y))["accuracy"])
+
+
+def test_trainer_errors():
+    x, y = _blobs()
+    with pytest.raises(TypeError, match="model"):
+        Trainer("not a model")
+    with pytest.raises(ValueError, match="val_data"):
+        Trainer(_mlp(), patience=2, progress=False).fit((x, y))
+    with pytest.raises(TypeError, match="data"):
+        Trainer(_mlp(), progress=False).fit([1, 2, 3])
+    with pytest.raises(ValueError, match="progress"):
+        Trainer(_mlp(), progress="loud", max_epochs=1).fit((x, y))
+
+
+def test_progress_text_lines(capsys, monkeypatch):
+    monkeypatch.setenv("MMBOOK_PROGRESS", "0")
+    x, y = _blobs()
+    Trainer(_mlp(), max_epochs=30, progress=True, device="cpu").fit((x, y), (x, y))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert 1 < len(lines) <= 11 and lines[-1].startswith("epoch 30/30")
+    assert "val_acc" in lines[-1]
+    assert T._progress_mode(False) == "off"
