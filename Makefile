@@ -34,8 +34,17 @@ _build/vendor/embed-amd.js:
 	cp _build/npm/node_modules/requirejs/require.js _build/vendor/require.min.js
 
 # Execute every notebook and build the HTML into _build/html; any failing cell fails.
+# Notebooks are first executed two at a time into the build's jupyter-cache (the build
+# then reuses them); a notebook that fails there is not cached, so the build runs it
+# again and fails with its traceback (-W turns the execution warning into an error).
+JCACHE := _build/.jupyter_cache
 book: setup vendor
-	$(BIN)/jupyter-book build . -W -n --keep-going --path-output .
+	@mkdir -p _build
+	@$(BIN)/python -c "from jupyter_cache import get_cache; get_cache('$(JCACHE)')"
+	@$(BIN)/jcache notebook -p $(JCACHE) add book/*.ipynb >/dev/null
+	OMP_NUM_THREADS=1 $(BIN)/jcache project -p $(JCACHE) execute -e local-parallel -t 300 \
+		-v WARNING || true
+	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "book: open _build/html/index.html"
 
 # Unit tests + every notebook under nbval, then the rendered-HTML check in Chromium.

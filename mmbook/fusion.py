@@ -212,6 +212,9 @@ class LateFusion(nn.Module):
     linear on purpose: a non-linear one trained end to end would turn this into feature
     fusion through a C-dimensional bottleneck.
 
+    ``forward(zs, present=None)``: with ``present`` (M booleans) only the present
+    modalities vote (``"mean"``, ``"weighted"``), a natural way to handle a missing one.
+
     Args:
         in_features: one entry per modality: an int :math:`D_m` (the head is then
             ``nn.Linear(D_m, num_classes)``) or an ``nn.Module`` mapping ``(N, D_m)`` to
@@ -249,21 +252,48 @@ class LateFusion(nn.Module):
     def modality_logits(self, zs) -> list:
         """The per-modality predictions :math:`\\ell_m = f_m(z_m)`, a list of (N, C)."""
         zs = check_modalities(zs, self.in_features)
-        logits = [f(z) for f, z in zip(self.heads, zs)]
+        return self._heads(zs, range(len(zs)))
+
+    def _heads(self, zs, idx) -> list:
+        logits = [self.heads[m](z) for m, z in zip(idx, zs)]
         check_modalities(logits, [self.num_classes] * len(logits), name="head outputs")
         return logits
 
-    def combine(self, logits) -> torch.Tensor:
-        """Combine per-modality logits ``[l_1, ..., l_M]`` (each (N, C)) into (N, C)."""
-        logits = check_modalities(logits, [self.num_classes] * len(self.heads), name="logits")
-        log_p = torch.stack([torch.log_softmax(ll, dim=1) for ll in logits], dim=1)  # (N, M, C)
+    def _present(self, present) -> list:
+        """Validate ``present`` and return the indices of the modalities present."""
+        M = len(self.heads)
+        if len(present) != M:
+            raise ValueError(f"present must hold {M} booleans, got {len(present)}")
+        idx = [m for m, p in enumerate(present) if p]
+        if not idx:
+            raise ValueError("present: at least one modality must be present")
+        if self.mode == "meta" and len(idx) < M:
+            raise ValueError("present: mode='meta' needs every modality (its meta-classifier "
+                             "has one input block per modality); use 'mean' or 'weighted'")
+        return idx
+
+    def combine(self, logits, present=None) -> torch.Tensor:
+        """Combine per-modality logits ``[l_1, ..., l_M]`` (each (N, C)) into (N, C).
+
+        With ``present`` (M booleans), the absent modalities' entries are ignored (they
+        may be ``None``) and the weights :math:`\\beta` are renormalised over the present
+        ones: decision-level fusion degrades gracefully when a modality is missing.
+        """
+        M = len(self.heads)
+        idx = list(range(M)) if present is None else self._present(present)
+        if not isinstance(logits, (list, tuple)) or len(logits) != M:
+            got = len(logits) if isinstance(logits, (list, tuple)) else type(logits).__name__
+            raise ValueError(f"logits must be a list of {M} tensors (N, C), got {got}")
+        kept = check_modalities([logits[m] for m in idx], [self.num_classes] * len(idx),
+                                name="logits")
+        log_p = torch.stack([torch.log_softmax(ll, dim=1) for ll in kept], dim=1)  # (N, M', C)
         if self.mode == "meta":
             return self.meta(log_p.flatten(1))  # (N, M*C) -> (N, C)
-        M = log_p.shape[1]
         if self.mode == "mean":
-            log_beta = log_p.new_full((M,), -math.log(M))
+            log_beta = log_p.new_zeros(len(idx))
         else:
-            log_beta = torch.log_softmax(self.weight_logits, dim=0)
+            log_beta = self.weight_logits[idx]
+        log_beta = torch.log_softmax(log_beta, dim=0)  # beta over the present modalities
         return torch.logsumexp(log_beta[:, None] + log_p, dim=1)  # log sum_m beta_m p_m
 
     @property
@@ -275,8 +305,18 @@ class LateFusion(nn.Module):
             return torch.full((len(self.heads),), 1.0 / len(self.heads))
         raise AttributeError("mode='meta' has no modality weights; see .meta")
 
-    def forward(self, zs) -> torch.Tensor:
-        return self.combine(self.modality_logits(zs))
+    def forward(self, zs, present=None) -> torch.Tensor:
+        if present is None:
+            return self.combine(self.modality_logits(zs))
+        idx = self._present(present)
+        if not isinstance(zs, (list, tuple)) or len(zs) != len(self.heads):
+            raise ValueError(f"zs must be a list of {len(self.heads)} entries (None where "
+                             f"absent), got {type(zs).__name__}")
+        kept = check_modalities([zs[m] for m in idx], [self.in_features[m] for m in idx])
+        logits = [None] * len(self.heads)
+        for m, ll in zip(idx, self._heads(kept, idx)):
+            logits[m] = ll
+        return self.combine(logits, present)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, mode={self.mode!r}"

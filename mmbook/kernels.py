@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .utils import get_device
 
@@ -40,7 +40,8 @@ def _to_torch(x, name: str) -> tuple[torch.Tensor, bool]:
             raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
         if not np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.float16:
             arr = arr.astype(np.float64)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        arr = np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy()
+        t = torch.from_numpy(arr)
         t = t.to(_device_for(t.dtype))
     else:
         t = x if x.is_floating_point() else x.to(torch.float64)
@@ -108,7 +109,7 @@ def squared_distances(Xt: torch.Tensor, Yt: torch.Tensor, same: bool) -> torch.T
     r""":math:`\|x_i - y_j\|^2 = \|x_i\|^2 - 2 x_i^\top y_j + \|y_j\|^2`, clamped at 0."""
     x2 = (Xt * Xt).sum(1, keepdim=True)  # (N, 1)
     y2 = x2.T if same else (Yt * Yt).sum(1)[None, :]  # (1, N')
-    d2 = (x2 - 2 * (Xt @ Yt.T) + y2).clamp_min_(0)
+    d2 = torch.addmm(x2, Xt, Yt.T, alpha=-2).add_(y2).clamp_min_(0)  # (N, N'), one pass each
     if same:
         d2.fill_diagonal_(0)
     return d2
@@ -126,7 +127,7 @@ def rbf_kernel(X, Y=None, gamma=None):
     """
     Xt, Yt, was_numpy, same = _pair(X, Y)
     g = _gamma(gamma, Xt.shape[1])
-    return _back(torch.exp(-g * squared_distances(Xt, Yt, same)), was_numpy)
+    return _back(squared_distances(Xt, Yt, same).mul_(-g).exp_(), was_numpy)  # in place
 
 
 KERNELS = {"linear": linear_kernel, "poly": polynomial_kernel, "rbf": rbf_kernel}
@@ -153,7 +154,7 @@ def _square(K, name: str = "K") -> tuple[torch.Tensor, bool]:
 
 
 def center_kernel(K):
-    r"""Center a kernel matrix in feature space: :math:`K_c = H K H`, :math:`H = I - \tfrac1N 11^\top`.
+    r"""Center a kernel matrix in feature space: :math:`K_c = HKH`, :math:`H = I - 11^\top/N`.
 
     Computed without forming :math:`H`: subtract row and column means, add the grand mean.
     Same result as :class:`sklearn.preprocessing.KernelCenterer` ``fit_transform``.
@@ -172,7 +173,10 @@ def _center_test(K_new: torch.Tensor, K_fit: torch.Tensor) -> torch.Tensor:
 
 
 def kernel_alignment(K1, K2, center: bool = True) -> float:
-    r"""(Centered) kernel alignment :math:`\rho(K_1, K_2) = \dfrac{\langle K_1^c, K_2^c\rangle_F}{\|K_1^c\|_F\,\|K_2^c\|_F}`.
+    r"""(Centered) kernel alignment of two kernel matrices.
+
+    .. math::
+        \rho(K_1, K_2) = \frac{\langle K_1^c, K_2^c\rangle_F}{\|K_1^c\|_F\,\|K_2^c\|_F}
 
     With ``center=True`` (default) the kernels are first centered, :math:`K^c = HKH`, as in
     Cortes, Mohri & Rostamizadeh (2012); ``center=False`` gives the uncentered alignment
@@ -258,7 +262,7 @@ def combine_kernels(kernels, weights):
 
 # ---------------------------------------------------------------- Nyström
 def nystroem_features(X, landmarks, kernel: str = "rbf", **params):
-    r"""Nyström features :math:`\Phi = K_{NL} U \Lambda^{-1/2}` with :math:`K_{LL} = U\Lambda U^\top`.
+    r"""Nyström features :math:`\Phi = K_{NL} U \Lambda^{-1/2}`, :math:`K_{LL} = U\Lambda U^\top`.
 
     Then :math:`\Phi\Phi^\top = K_{NL} K_{LL}^{+} K_{LN} \approx K`: an :math:`(N, L)` feature
     matrix whose inner products approximate the kernel (Williams & Seeger, 2001), the same
@@ -284,7 +288,8 @@ class KernelCCA(TransformerMixin, BaseEstimator):
 
     .. math::
         \rho = \max_{\alpha,\beta} \frac{\alpha^\top K_x K_y \beta}
-        {\sqrt{\alpha^\top (K_x^2 + \kappa K_x)\alpha}\,\sqrt{\beta^\top (K_y^2 + \kappa K_y)\beta}},
+        {\sqrt{\alpha^\top (K_x^2 + \kappa K_x)\alpha}\,
+         \sqrt{\beta^\top (K_y^2 + \kappa K_y)\beta}},
         \qquad \kappa = (N-1)\,\mathrm{reg}.
 
     Writing :math:`K = FF^\top` (exactly, :math:`F = U\Lambda^{1/2}` from the eigenvectors of
@@ -309,7 +314,9 @@ class KernelCCA(TransformerMixin, BaseEstimator):
         x_weights_, y_weights_: weights of the components in feature coordinates.
 
     Shape:
-        - X: :math:`(N, D_x)`, Y: :math:`(N, D_y)`; transform gives :math:`(N, k)` each.
+        - X: :math:`(N, D_x)`, y (the second view): :math:`(N, D_y)`; ``transform(X, y)``
+          gives :math:`(N, k)` each. As for any scikit-learn transformer,
+          ``fit_transform(X, y)`` returns the projection of X only.
     """
 
     def __init__(self, n_components: int = 2, kernel: str = "rbf", gamma=None, degree: int = 3,
@@ -326,18 +333,24 @@ class KernelCCA(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- validation
-    def _validate(self, X, Y):
+    def _validate(self, X, y):
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {self.kernel!r}")
         if self.approx not in (None, "nystroem"):
             raise ValueError(f"approx must be None or 'nystroem', got {self.approx!r}")
         if not self.reg > 0:
             raise ValueError(f"reg must be positive, got {self.reg!r}")
+        if not isinstance(X, torch.Tensor):
+            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                                 ensure_min_samples=2, dtype=[np.float64, np.float32])
         Xt, was_numpy = _to_torch(X, "X")
-        Yt, _ = _to_torch(Y, "Y")
+        y = y if isinstance(y, torch.Tensor) else np.asarray(y)
+        y = y[:, None] if y.ndim == 1 else y
+        Yt, _ = _to_torch(y, "y")
         if Xt.shape[0] != Yt.shape[0]:
-            raise ValueError(f"X and Y must have the same number of rows (samples): X has shape "
-                             f"{tuple(Xt.shape)}, Y has shape {tuple(Yt.shape)}")
+            raise ValueError(f"X and y (the two views) must have the same number of rows: X "
+                             f"has shape {tuple(Xt.shape)}, y has shape {tuple(Yt.shape)}")
+        self.n_features_in_ = Xt.shape[1]
         dtype = torch.float32 if Xt.device.type == "mps" else torch.float64
         return Xt.to(dtype), Yt.to(device=Xt.device, dtype=dtype), was_numpy
 
@@ -373,14 +386,15 @@ class KernelCCA(TransformerMixin, BaseEstimator):
         Phi = nystroem_features(X, state["landmarks"], kernel=self.kernel, **self._params())
         return (Phi - state["mean"]) @ state["rot"]
 
-    def fit(self, X, Y):
-        """Fit on two views with the same rows; returns ``self``."""
-        Xt, Yt, _ = self._validate(X, Y)
+    def fit(self, X, y):
+        """Fit on two views X and y (the second view) with the same rows; returns ``self``."""
+        Xt, Yt, _ = self._validate(X, y)
         n = Xt.shape[0]
         Fx, ex, self._state_x = self._fit_view(Xt)
         Fy, ey, self._state_y = self._fit_view(Yt)
         k_max = min(Fx.shape[1], Fy.shape[1])
-        if not isinstance(self.n_components, (int, np.integer)) or not 1 <= self.n_components <= k_max:
+        k = self.n_components
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= k_max:
             raise ValueError(f"n_components must be an int in [1, {k_max}] (the rank of the "
                              f"kernel features), got {self.n_components!r}")
         # whitening is diagonal here: F^T F = diag(e)
@@ -392,23 +406,23 @@ class KernelCCA(TransformerMixin, BaseEstimator):
         self.x_weights_ = wx[:, None] * A[:, :k]
         self.y_weights_ = wy[:, None] * Bh[:k].T
         self.canonical_correlations_ = rho[:k].detach().cpu().numpy()
-        self.n_features_in_ = Xt.shape[1]
         return self
 
-    def transform(self, X, Y=None):
-        """Project new rows of X (and Y) onto the canonical directions: ``(N, k)`` each."""
+    def transform(self, X, y=None):
+        """Project new rows of X (and of the second view y) onto the canonical directions."""
         check_is_fitted(self, "x_weights_")
+        if not isinstance(X, torch.Tensor):
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         Xt, was_numpy = _to_torch(X, "X")
         w = self.x_weights_
         Zx = self._features(Xt.to(device=w.device, dtype=w.dtype), self._state_x) @ w
-        if Y is None:
+        if y is None:
             return _back(Zx, was_numpy)
-        Yt, _ = _to_torch(Y, "Y")
+        y = y if isinstance(y, torch.Tensor) else np.asarray(y)
+        y = y[:, None] if y.ndim == 1 else y
+        Yt, _ = _to_torch(y, "y")
         Zy = self._features(Yt.to(device=w.device, dtype=w.dtype), self._state_y) @ self.y_weights_
         return _back(Zx, was_numpy), _back(Zy, was_numpy)
-
-    def fit_transform(self, X, Y=None, **fit_params):
-        return self.fit(X, Y).transform(X, Y)
 
 
 # ---------------------------------------------------------------- multiple kernels

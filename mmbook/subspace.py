@@ -1,4 +1,4 @@
-r"""Shared subspaces for several views: the seeds' scatter-alignment objective, CCA, generalised CCA.
+r"""Shared subspaces for M views: the seeds' scatter-alignment objective, CCA, generalised CCA.
 
 Every view :math:`X_m \in \mathbb{R}^{N \times D_m}` is projected by :math:`P_m \in
 \mathbb{R}^{D_m \times k}` to :math:`Z_m = X_m P_m` in a shared k-dimensional space.
@@ -42,7 +42,7 @@ def _tensor(x, name: str, device=None) -> torch.Tensor:
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
             raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
         device = device or get_device()
-        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+        t = torch.from_numpy(np.array(arr, dtype=np.float64, order="C"))  # a writable copy
     if t.ndim != 2:
         raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
@@ -79,7 +79,9 @@ def _views(views, name: str = "views", min_views: int = 2, device=None) -> list[
 
 
 def whitener(C: torch.Tensor, reg: float = 0.0) -> torch.Tensor:
-    r"""Symmetric inverse square root :math:`W = (C + \mathrm{reg}\, I)^{-1/2}`, so :math:`W (C+\mathrm{reg} I) W = I`.
+    r"""Symmetric inverse square root :math:`W = (C + \mathrm{reg}\, I)^{-1/2}`.
+
+    So that :math:`W (C + \mathrm{reg}\, I) W = I`: multiplying by W whitens.
 
     Shape:
         - C: :math:`(D, D)` symmetric positive semi-definite; output :math:`(D, D)`
@@ -144,7 +146,7 @@ class CCA(TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.reg = reg
 
-    def _check_fit(self, X, Y):
+    def _check_fit(self, X, Y):  # noqa: N803 (Y is a view)
         if not (isinstance(self.reg, (int, float)) and self.reg >= 0):
             raise ValueError(f"reg must be a non-negative number, got {self.reg!r}")
         if isinstance(X, torch.Tensor):
@@ -159,9 +161,9 @@ class CCA(TransformerMixin, BaseEstimator):
         Y = Y[:, None] if Y.ndim == 1 else Y
         return _views([X, Y], "views [X, Y]")
 
-    def fit(self, X, Y):
-        """Learn the canonical directions of two aligned views; returns ``self``."""
-        Xt, Yt = self._check_fit(X, Y)
+    def fit(self, X, y):
+        """Learn the canonical directions of two aligned views X and y (the second view)."""
+        Xt, Yt = self._check_fit(X, y)
         k = _check_k(self.n_components, min(Xt.shape[1], Yt.shape[1]),
                      f"at most min(D_x, D_y) = min({Xt.shape[1]}, {Yt.shape[1]})")
         mx, my = Xt.mean(0), Yt.mean(0)
@@ -176,16 +178,16 @@ class CCA(TransformerMixin, BaseEstimator):
         self.canonical_correlations_ = _out(s[:k], X)
         return self
 
-    def transform(self, X, Y=None):
-        """Canonical variates :math:`(X - \\bar x) W_x` (and :math:`(Y - \\bar y) W_y`)."""
+    def transform(self, X, y=None):
+        """Canonical variates :math:`(X - \\bar x) W_x` (and :math:`(y - \\bar y) W_y` if given)."""
         check_is_fitted(self, "x_weights_")
         Zx = self._project(X, self.x_mean_, self.x_weights_, "X", reset=True)
-        if Y is None:
+        if y is None:
             return Zx
-        if not isinstance(Y, torch.Tensor):
-            Y = check_array(Y, ensure_2d=False, dtype=[np.float64, np.float32])
-        Y = Y[:, None] if Y.ndim == 1 else Y
-        return Zx, self._project(Y, self.y_mean_, self.y_weights_, "Y", reset=False)
+        if not isinstance(y, torch.Tensor):
+            y = check_array(y, ensure_2d=False, dtype=[np.float64, np.float32])
+        y = y[:, None] if y.ndim == 1 else y
+        return Zx, self._project(y, self.y_mean_, self.y_weights_, "y", reset=False)
 
     def _project(self, A, mean, W, name: str, reset: bool):
         if reset and not isinstance(A, torch.Tensor):
@@ -197,8 +199,9 @@ class CCA(TransformerMixin, BaseEstimator):
                              f"{tuple(At.shape)}")
         return _out((At - torch.as_tensor(mean, device=At.device, dtype=At.dtype)) @ Wt, A)
 
-    def fit_transform(self, X, Y=None, **fit_params):
-        return self.fit(X, Y).transform(X, Y)
+    def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X, y)`` then ``transform(X, y)``."""
+        return self.fit(X, y).transform(X, y)
 
 
 # ---------------------------------------------------------------- generalised CCA
@@ -290,7 +293,11 @@ def scatter_penalty(Zs) -> torch.Tensor:
 
 
 def disagreement(Zs) -> torch.Tensor:
-    r"""The task loss :math:`\mathcal L = \frac{1}{M}\sum_m \frac{1}{N-1}\|Z_m - \bar Z\|_F^2`, :math:`\bar Z = \frac1M\sum_m Z_m`.
+    r"""The task loss: disagreement between the views' shared coordinates.
+
+    .. math::
+        \mathcal L = \frac{1}{M}\sum_m \frac{1}{N-1}\|Z_m - \bar Z\|_F^2,
+        \qquad \bar Z = \frac1M\sum_m Z_m.
 
     Small when the views land on the same point for the same sample ("similar
     representations in the shared space").
@@ -321,7 +328,7 @@ class _Projection(nn.Module):
 
 
 class SharedSubspace(TransformerMixin, BaseEstimator):
-    r"""The seeds' shared subspace: :math:`\min_{P}\ \mathcal L(Z_1..Z_M) + \lambda \sum_m \|S_m - \bar S\|_F^2`.
+    r"""The seeds' shared subspace, :math:`\min_P \mathcal L + \lambda \sum_m \|S_m - \bar S\|_F^2`.
 
     Each centered view is first whitened, :math:`\tilde X_m = X_m C_m^{-1/2}` (ridge
     ``reg``), and projected by :math:`\tilde P_m`: :math:`Z_m = \tilde X_m \tilde P_m =

@@ -362,7 +362,6 @@ class Trainer:
                        val_acc=val_acc, epoch_time=time.perf_counter() - t0)
             for k, v in row.items():
                 self.history_[k].append(v)
-            self._report(mode, bar, epoch, row)
             watched = train_loss if val_loader is None else val_loss
             if watched < best_loss:
                 best_loss, self.best_epoch_, waited = watched, epoch, 0
@@ -370,8 +369,10 @@ class Trainer:
                     best_state = copy.deepcopy(self.model.state_dict())
             else:
                 waited += 1
-                if self.patience is not None and waited >= self.patience:
-                    break
+            stop = self.patience is not None and waited >= self.patience
+            self._report(mode, bar, epoch, row, last=stop or epoch == self.max_epochs)
+            if stop:
+                break
         self.n_epochs_ = epoch
         if bar is not None:
             bar.close()
@@ -380,14 +381,14 @@ class Trainer:
         if mode == "text" and self.n_epochs_ < self.max_epochs:
             print(f"early stop after epoch {self.n_epochs_}; restored epoch {self.best_epoch_}")
 
-    def _report(self, mode: str, bar, epoch: int, row: dict) -> None:
+    def _report(self, mode: str, bar, epoch: int, row: dict, last: bool) -> None:
         if mode == "bar":
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()
                              if k != "epoch_time" and not math.isnan(v)})
         elif mode == "text":
             every = max(1, math.ceil(self.max_epochs / 10))
-            if epoch % every == 0 or epoch in (1, self.max_epochs):
+            if epoch % every == 0 or epoch == 1 or last:
                 print(_fmt_epoch(epoch, self.max_epochs, row), flush=True)
 
     def _check_ready(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,7 +64,7 @@ def show_source(obj) -> object:
         source = inspect.getsource(obj)
     except (TypeError, OSError) as err:
         raise TypeError(f"show_source: cannot get the source of {obj!r}: {err}") from None
-    return _Source(inspect.cleandoc(source) if source.startswith(" ") else source)
+    return _Source(textwrap.dedent(source))
 
 
 class _Source:
@@ -88,7 +89,8 @@ class _Source:
 
 
 def _fmt(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    shape = tuple(shape)
+    return str(shape).replace("'", "") if len(shape) != 1 else f"({shape[0]},)"
 
 
 def check_shape(tensor, expected: Sequence, name: str = "input") -> None:

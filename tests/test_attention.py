@@ -282,3 +282,137 @@ def test_transformer_block_shapes_and_residual():
         blk.ff[-1].weight.zero_()
         blk.ff[-1].bias.zero_()
     assert_close(blk(x, src)[0], x)
+
+
+# ----------------------------------------------------------------------------- the fusion model
+def _av_batch(N=4, T=11, F_=6, lengths=(11, 7, 3, 9)):
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(N, 1, 8, 8, generator=g)
+    audio = torch.randn(N, T, F_, generator=g)
+    return images, audio, torch.tensor(lengths)
+
+
+def _model(**kw):
+    from mmbook.models import LSTMAttentionFusion
+
+    torch.manual_seed(0)
+    return LSTMAttentionFusion((8, 6), 8, num_classes=3, **kw)
+
+
+def test_image_to_sequence_rows_and_patches():
+    from mmbook.models.lstm_attention import image_to_sequence
+
+    x = torch.randn(2, 3, 8, 8)
+    rows = image_to_sequence(x, "rows")
+    assert_close(rows, x.permute(0, 2, 1, 3).reshape(2, 8, 24))
+    patches = image_to_sequence(x, "patches", patch_size=4)
+    ref = F.unfold(x, kernel_size=4, stride=4).transpose(1, 2)  # (N, L, C*p*p), channel-major
+    assert_close(patches, ref)
+    with pytest.raises(ValueError, match="patch_size"):
+        image_to_sequence(x, "patches", patch_size=3)
+    with pytest.raises(ValueError, match="image_as"):
+        image_to_sequence(x, "columns")
+
+
+def test_lstm_attention_fusion_shapes_and_weights():
+    model = _model(num_heads=2).eval()
+    images, audio, lengths = _av_batch()
+    logits, att = model(images, audio, lengths, return_attention=True)
+    assert logits.shape == (4, 3)
+    w_ia, w_ai = att["cross"][0, 1], att["cross"][1, 0]
+    assert w_ia.shape == (4, 2, 8, 11) and w_ai.shape == (4, 2, 11, 8)
+    assert_close(w_ia.sum(-1), torch.ones(4, 2, 8))
+    for i, n in enumerate(lengths.tolist()):
+        assert (w_ia[i, ..., n:] == 0).all()
+    beta = att["modality"][0]
+    assert beta.shape == (4, 8, 2)
+    assert_close(beta.sum(-1), torch.ones(4, 8))
+    assert not torch.allclose(beta, torch.ones_like(beta))  # not the seed's all-ones
+    assert beta.std() > 0  # input-dependent
+    assert model.last_attention_["cross"][0, 1].requires_grad is False
+
+
+def test_lstm_attention_fusion_ignores_padding():
+    model = _model().eval()
+    images, audio, lengths = _av_batch()
+    noisy = audio.clone()
+    noisy[~lengths_to_mask(lengths, 11)] = 100.0
+    assert_close(model(images, audio, lengths), model(images, noisy, lengths))
+    # without lengths every frame counts
+    assert not torch.allclose(model(images, audio), model(images, noisy))
+
+
+def test_lstm_attention_fusion_seed_bug_and_concat():
+    images, audio, lengths = _av_batch()
+    buggy = _model(seed_bug=True)
+    _, att = buggy(images, audio, lengths, return_attention=True)
+    for beta in att["modality"].values():
+        assert_close(beta, torch.ones_like(beta))
+    concat = _model(fusion="concat")
+    assert concat(images, audio, lengths).shape == (4, 3)
+    assert not hasattr(concat, "cross")
+    assert concat.last_attention_["cross"] == {}
+
+
+def test_lstm_attention_fusion_temperature_flattens():
+    model = _model().eval()
+    images, audio, lengths = _av_batch()
+    with torch.no_grad():
+        for p in model.cross.parameters():
+            p.mul_(4.0)  # make the scores sharp enough to see the effect
+    ents = []
+    for t in (0.3, 1.0, 10.0):
+        _, att = model(images, audio, lengths, return_attention=True, temperature=t)
+        ents.append(attention_entropy(att["cross"][1, 0]).mean())
+    assert ents[0] < ents[1] < ents[2]
+
+
+def test_lstm_attention_fusion_learns():
+    model = _model()
+    images, audio, lengths = _av_batch(N=4)
+    y = torch.tensor([0, 1, 2, 1])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        loss = F.cross_entropy(model(images, audio, lengths), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1 * first
+    # every attention parameter received a gradient (registered and used)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.cross.parameters())
+
+
+def test_lstm_attention_fusion_bad_inputs():
+    from mmbook.models import LSTMAttentionFusion
+
+    model = _model()
+    images, audio, lengths = _av_batch()
+    with pytest.raises(ValueError, match="expected 2 modalities"):
+        model(images)
+    with pytest.raises(ValueError, match="D=6"):
+        model(images, audio[..., :5])
+    with pytest.raises(ValueError, match="does not follow"):
+        model(lengths, images, audio)
+    with pytest.raises(ValueError, match="sequence"):
+        model(images, audio[0, 0])
+    with pytest.raises(ValueError, match="fusion"):
+        LSTMAttentionFusion((8, 6), 8, fusion="sum")
+    with pytest.raises(ValueError, match="at least 2"):
+        LSTMAttentionFusion((8,), 8)
+
+
+# ----------------------------------------------------------------------------- exercise checkers
+def test_chapter7_checkers():
+    from mmbook.exercises.ch07 import check_masked_softmax, check_removed_modality
+
+    assert check_masked_softmax(masked_softmax)
+    assert not check_masked_softmax(lambda s, m: torch.softmax(s.masked_fill(~m, -1e30), -1)
+                                    * 1.0 + 0.0 * m)  # fully masked row is uniform, not zero
+    assert not check_masked_softmax(lambda s, m: torch.softmax(s, -1))
+    assert not check_masked_softmax(lambda s, m: None)
+    alpha = torch.tensor([0.5, 0.3, 0.2])
+    assert check_removed_modality([0.625, 0.375, 0.0], alpha, 2)
+    assert not check_removed_modality([0.6, 0.4, 0.0], alpha, 2)
+    assert not check_removed_modality([0.5, 0.3, 0.0], alpha, 2)

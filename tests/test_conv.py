@@ -93,3 +93,28 @@ def test_pooling_errors():
         max_pool2d_scratch(torch.randn(3, 4, 4), 2)
     with pytest.raises(ValueError, match="padding"):
         max_pool2d_scratch(torch.randn(1, 1, 4, 4), 2, padding=2)
+
+
+def test_ch04_checkers_accept_right_and_reject_wrong_answers():
+    from mmbook.exercises import ch04
+
+    assert ch04.check_output_size(13, n=28, kernel=5, stride=2, padding=1)
+    assert not ch04.check_output_size(12, n=28, kernel=5, stride=2, padding=1)
+    assert "+ 1" in repr(ch04.check_output_size(12, n=28, kernel=5, stride=2, padding=1))
+    assert "2p" in repr(ch04.check_output_size(26, n=28, kernel=5, stride=1, padding=2))
+    assert "floor" in repr(ch04.check_output_size(12.5, n=28, kernel=5, stride=2, padding=0))
+    assert not ch04.check_output_size(None, n=28, kernel=5)
+
+    def right(x, w):
+        return F.conv2d(x[None, None], w[None, None])[0, 0]
+
+    def flipped(x, w):
+        return right(x, w.flip(0, 1))
+
+    assert ch04.check_conv_single(right)
+    assert "flipped" in repr(ch04.check_conv_single(flipped))
+    assert not ch04.check_conv_single(lambda x, w: None)
+    assert not ch04.check_conv_single(lambda x, w: 1 / 0)
+    assert ch04.check_conv_parameters(4640, 16, 32, 3)
+    assert "bias" in repr(ch04.check_conv_parameters(4608, 16, 32, 3))
+    assert not ch04.check_conv_parameters(None, 16, 32, 3)

@@ -192,3 +192,29 @@ def test_mfeat_split_deterministic_and_disjoint():
 def test_mfeat_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         load_mfeat(**kwargs)
+
+
+# ----------------------------------------------------------------------------- exercises
+def test_ch02_checkers_accept_right_and_reject_wrong_answers():
+    from mmbook.exercises.ch02 import check_masked_mean, check_standardise
+
+    def masked_mean(x, lengths):
+        mask = (torch.arange(x.shape[1]) < lengths[:, None]).to(x.dtype)  # (N, T)
+        return (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+    assert check_masked_mean(masked_mean)
+    assert not check_masked_mean(lambda x, lengths: x.mean(1))
+    assert "divide by each sequence's length" in repr(check_masked_mean(
+        lambda x, lengths: masked_mean(x, lengths) * lengths[:, None] / x.shape[1]))
+    assert not check_masked_mean(lambda x, lengths: None)
+
+    def standardise(a, b):
+        mu, sd = a.mean(0), a.std(0)
+        return (a - mu) / sd, (b - mu) / sd
+
+    assert check_standardise(standardise)
+    leaky = check_standardise(lambda a, b: ((a - a.mean(0)) / a.std(0),
+                                            (b - b.mean(0)) / b.std(0)))
+    assert not leaky and "leak" in repr(leaky)
+    assert not check_standardise(lambda a, b: None)
+    assert not check_standardise(lambda a, b: (a - a.mean(0), b - a.mean(0)))

@@ -65,7 +65,8 @@ def server(tmp_path, data_root, monkeypatch):
     handler = functools.partial(_Handler, directory=str(served))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.requests, httpd.cut = [], set()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MMBOOK_DATA_URL", raising=False)

@@ -142,3 +142,12 @@ def test_audio_encoder_overfits_a_batch():
         nn.functional.cross_entropy(head(enc(x, lengths)), y).backward()
         opt.step()
     assert (head(enc(x, lengths)).argmax(1) == y).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_audio_encoder_on_cuda_with_cuda_lengths():
+    enc = AudioEncoder(input_size=4, hidden_size=3).cuda()
+    x, lengths = torch.randn(3, 7, 4, device="cuda"), torch.tensor([7, 2, 5], device="cuda")
+    out, mask = enc(x, lengths, return_sequence=True)
+    assert out.device.type == "cuda" and mask.device.type == "cuda"
+    torch.testing.assert_close(enc(x, lengths).cpu(), enc.cpu()(x.cpu(), lengths.cpu()))

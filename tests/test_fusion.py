@@ -368,3 +368,53 @@ def test_late_fusion_checks_head_outputs():
     f = LateFusion([nn.Linear(3, 5), nn.Linear(4, C)], C)
     with pytest.raises(ValueError, match=r"head outputs\[0\] has shape \(6, 5\)"):
         f(_inputs((3, 4)))
+
+
+def test_late_fusion_with_a_missing_modality_renormalises_the_weights():
+    torch.manual_seed(0)
+    zs = _inputs()
+    f = LateFusion(DIMS, C, mode="weighted")
+    with torch.no_grad():
+        f.weight_logits.copy_(torch.tensor([0.5, -1.0, 1.5]))
+    probs = [torch.softmax(h(z), 1) for h, z in zip(f.heads, zs)]
+    beta = torch.softmax(f.weight_logits[[0, 2]], 0)
+    out = f([zs[0], None, zs[2]], present=[True, False, True])
+    torch.testing.assert_close(out.exp(), beta[0] * probs[0] + beta[1] * probs[2])
+    # one modality left: its own prediction
+    only = LateFusion(DIMS, C, mode="mean")
+    torch.testing.assert_close(only([None, zs[1], None], present=[False, True, False]),
+                               torch.log_softmax(only.heads[1](zs[1]), 1))
+    with pytest.raises(ValueError, match="at least one"):
+        f(zs, present=[False, False, False])
+    with pytest.raises(ValueError, match="present must hold 3"):
+        f(zs, present=[True, False])
+    with pytest.raises(ValueError, match="meta"):
+        LateFusion(DIMS, C, mode="meta")(zs, present=[True, True, False])
+    with pytest.raises(ValueError, match="logits must be a list of 3"):
+        f.combine(torch.randn(N, C))
+
+
+# ----------------------------------------------------------------------- the hybrid model
+def test_hybrid_cnn_rnn_shapes_gradients_and_parts():
+    from mmbook.encoders import AudioEncoder, ImageEncoder
+    from mmbook.models import HybridCNNRNN
+
+    torch.manual_seed(0)
+    model = HybridCNNRNN(num_classes=10, image_channels=(4,), image_features=8,
+                         audio_input_size=6, audio_hidden_size=5)
+    images, audio = torch.randn(N, 1, 28, 28), torch.randn(N, 7, 6)
+    lengths = torch.tensor([7, 3, 5, 1, 7, 2])
+    out = model(images, audio, lengths)
+    assert out.shape == (N, 10)
+    assert model(images, audio).shape == (N, 10)  # lengths optional: all frames
+    nn.functional.cross_entropy(out, torch.arange(N)).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    parts = (_n_params(ImageEncoder(1, (4,), 8)) + _n_params(AudioEncoder(6, 5))
+             + (8 + 5 + 1) * 10)
+    assert _n_params(model) == parts
+    # the same computation as its parts, by hand
+    z = torch.cat([model.encoders[0](images), model.encoders[1](audio, lengths)], 1)
+    torch.testing.assert_close(out, model.head(z))
+    with pytest.raises(ValueError, match="images"):
+        model(torch.randn(N, 28, 28), audio, lengths)

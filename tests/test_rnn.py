@@ -290,3 +290,43 @@ def test_from_torch_rejects_what_it_cannot_copy():
         LSTMCellScratch.from_torch(nn.GRUCell(3, 4))
     with pytest.raises(ValueError, match=r"weight_ih has shape"):
         LSTMCellScratch(3, 4).load_stacked(torch.zeros(12, 3), torch.zeros(16, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_lstm_follows_the_input_device():
+    torch.manual_seed(0)
+    ref = nn.LSTM(3, 4, 2, batch_first=True).cuda()
+    ours = LSTMScratch.from_torch(ref)
+    assert all(p.is_cuda for p in ours.parameters())
+    x = torch.randn(5, 6, 3, device="cuda")
+    lengths = torch.tensor([6, 2, 4, 1, 3])  # on the CPU, as torch's packing wants
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out_ref, final_ref = ref(packed)
+    out, final = ours(x, lengths=lengths)
+    padded_ref = pad_packed_sequence(out_ref, batch_first=True, total_length=6)[0]
+    assert_close(out, padded_ref, rtol=1e-4, atol=1e-5)
+    assert_close(final, final_ref, rtol=1e-4, atol=1e-5)
+    out_packed, _ = ours(packed)
+    assert_close(out_packed.data, out_ref.data, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- checkers
+def test_exercise_checkers_accept_right_and_explain_wrong_answers():
+    from mmbook.exercises import ch03
+
+    right_f = lambda x, h, W_xf, W_hf, b_f: torch.sigmoid(x @ W_xf.T + h @ W_hf.T + b_f)
+    tanh_f = lambda x, h, W_xf, W_hf, b_f: torch.tanh(x @ W_xf.T + h @ W_hf.T + b_f)
+    assert ch03.check_forget_gate(right_f)
+    fb = ch03.check_forget_gate(tanh_f)
+    assert not fb and "sigmoid" in fb.message
+    assert not ch03.check_forget_gate(lambda *args: None)
+    assert not ch03.check_forget_gate(lambda *args: 1 / 0)  # errors become feedback
+
+    torch_count = lambda D, H: sum(p.numel() for p in nn.LSTM(D, H).parameters())
+    assert ch03.check_lstm_num_params(torch_count)
+    fb = ch03.check_lstm_num_params(lambda D, H: 4 * H * (D + H + 1))
+    assert not fb and "two bias" in fb.message
+
+    assert ch03.check_gru_update(lambda z, n, h: (1 - z) * n + z * h)
+    fb = ch03.check_gru_update(lambda z, n, h: z * n + (1 - z) * h)
+    assert not fb and "swapped" in fb.message

@@ -219,3 +219,40 @@ def test_progress_text_lines(capsys, monkeypatch):
     assert 1 < len(lines) <= 11 and lines[-1].startswith("epoch 30/30")
     assert "val_acc" in lines[-1]
     assert T._progress_mode(False) == "off"
+
+
+def test_ch05_checkers_accept_right_and_reject_wrong_answers():
+    from mmbook.exercises import ch05
+
+    assert ch05.check_mse_grad(lambda y_hat, y: 2 * (y_hat - y) / y_hat.numel())
+    assert "factor 2" in repr(ch05.check_mse_grad(lambda y_hat, y: (y_hat - y) / y_hat.numel()))
+    assert "divide by n" in repr(ch05.check_mse_grad(lambda y_hat, y: 2 * (y_hat - y)))
+    assert not ch05.check_mse_grad(lambda y_hat, y: None)
+    assert ch05.check_cross_entropy_grad(
+        lambda z, y: (torch.softmax(z, 1) - F.one_hot(y, z.shape[1])) / len(y))
+    assert "divide by N" in repr(ch05.check_cross_entropy_grad(
+        lambda z, y: torch.softmax(z, 1) - F.one_hot(y, z.shape[1])))
+
+    def momentum(theta, grad, buf, lr, mu):
+        buf = grad.clone() if buf is None else mu * buf + grad
+        return theta - lr * buf, buf
+
+    def no_momentum(theta, grad, buf, lr, mu):
+        return theta - lr * grad, buf
+
+    assert ch05.check_momentum_step(momentum)
+    assert "step 2" in repr(ch05.check_momentum_step(no_momentum))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trainer_on_cuda_moves_batches_and_returns_cpu_predictions():
+    x, y = _blobs()
+    tr = Trainer(_mlp(), max_epochs=2, progress=False, device="cuda").fit((x, y), (x, y))
+    assert next(tr.model.parameters()).device.type == "cuda"
+    assert tr.predict((x, y)).device.type == "cpu"
+
+
+def test_progress_bar_mode_runs(capsys):
+    x, y = _blobs()
+    Trainer(_mlp(), max_epochs=2, progress="bar", device="cpu").fit((x, y))
+    assert "epochs" in capsys.readouterr().err

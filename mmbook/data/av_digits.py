@@ -149,14 +149,15 @@ def mnist_pca(energy_removed: float = 0.75, root=None):
     Shape:
         - output: ``mean (784,)``, ``basis (784, k)``
     """
-    x, _ = read_mnist("train", root)
+    x = torch.from_numpy(read_mnist("train", root)[0])
     mean = x.mean(0)
-    cov = torch.from_numpy(np.cov((x - mean).T).astype(np.float64))
+    xc = x - mean  # (n, 784)
+    cov = (xc.T @ xc / (len(x) - 1)).double()  # (784, 784)
     evals, evecs = torch.linalg.eigh(cov)  # ascending
     evals, evecs = evals.flip(0), evecs.flip(1)
     kept = torch.cumsum(evals, 0) / evals.sum()
     k = int((kept < 1.0 - energy_removed).sum()) + 1
-    return mean, evecs[:, :k].float().numpy()
+    return mean.numpy(), evecs[:, :k].float().numpy()
 
 
 def remove_energy(x, mean, basis) -> np.ndarray:
@@ -280,6 +281,7 @@ def _atomic_save(obj, path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -86,9 +86,12 @@ def _stamps(folder: Path) -> dict:
 
 
 def _save_stamps(folder: Path) -> None:
-    target = _stamp_file(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(target, json.dumps(_stamps(folder)).encode())
+    try:
+        target = _stamp_file(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(target, json.dumps(_stamps(folder)).encode())
+    except OSError:  # an unwritable cache only costs hashing again in the next process
+        pass
 
 
 def _signature(path: Path) -> list:
@@ -120,6 +123,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; data files are not secret
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -167,6 +171,7 @@ def _download(url: str, path: Path, expected, *, timeout: float, retries: int,
                     f"the file downloaded from {url} fails its checksum (sha256 {got}, "
                     f"expected {expected}); it was not kept. The source may have changed: "
                     "use a verified local copy. " + _local_copy_hint(path))
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
             return
         except (OSError, http.client.HTTPException) as err:

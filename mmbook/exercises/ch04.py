@@ -16,13 +16,13 @@ def check_output_size(answer, n: int, kernel: int, stride: int = 1, padding: int
     if answer is None:
         return Feedback(False, "answer is None: replace it with a number.")
     expected = conv_output_size(n, kernel, stride, padding)
-    hints = {
-        (n + 2 * padding - kernel) / stride + 1: "Round the division down (floor) before adding 1.",
-        (n + padding - kernel) // stride + 1: "The padding is added on both sides: 2p.",
-        (n + 2 * padding - kernel) // stride: "Do not forget the + 1 (the first window).",
-        n - kernel + 1: "Use the stride and the padding too.",
-    }
-    hint = next((h for v, h in hints.items() if v == answer and v != expected), "")
+    mistakes = [  # (what a common slip gives, the hint), first match wins
+        ((n + 2 * padding - kernel) / stride + 1, "Round down (floor) before adding 1."),
+        ((n + padding - kernel) // stride + 1, "The padding is added on both sides: 2p."),
+        ((n + 2 * padding - kernel) // stride, "Do not forget the + 1 (the first window)."),
+        (n - kernel + 1, "Use the stride and the padding too."),
+    ]
+    hint = next((h for v, h in mistakes if v == answer and v != expected), "")
     return check_equal("the output size", answer, expected,
                        hint or "Use floor((n + 2p - k) / s) + 1.")
 

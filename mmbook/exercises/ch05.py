@@ -28,7 +28,7 @@ def check_mse_grad(fn, seed: int = 0) -> Feedback:
     y = torch.randn(5, 3, generator=g, dtype=torch.float64)
     expected, = torch.autograd.grad(F.mse_loss(y_hat, y), y_hat)
     got, fail = _call(fn, y_hat.detach(), y)
-    if fail:
+    if fail is not None:
         return fail
     if got.shape == expected.shape:
         if torch.allclose(got.double(), expected / 2):
@@ -47,7 +47,7 @@ def check_cross_entropy_grad(fn, seed: int = 0) -> Feedback:
     y = torch.randint(0, 5, (4,), generator=g)
     expected, = torch.autograd.grad(F.cross_entropy(z, y), z)
     got, fail = _call(fn, z.detach(), y)
-    if fail:
+    if fail is not None:
         return fail
     if got.shape == expected.shape and torch.allclose(got.double(), expected * len(y)):
         return Feedback(False, "divide by N: the loss is a mean over the batch.")
