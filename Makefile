@@ -9,7 +9,6 @@ SHARED_DATA := $(abspath ../shared/data)
 # otherwise mmbook downloads it into the user cache.
 export MMBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),)
 export MMBOOK_CACHE ?= $(abspath _build/mmbook-cache)
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 JOBS ?= 2
 
@@ -48,7 +47,7 @@ book: setup vendor
 	@echo "book: open _build/html/index.html"
 
 # Unit tests + every notebook under nbval, then the rendered-HTML check in Chromium.
-test: setup
+test: setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests book/*.ipynb --nbval-lax \
 		-n $(JOBS) --dist loadfile --durations=0 -q
 	$(MAKE) book
@@ -70,7 +69,7 @@ html-check: setup chromium
 	$(BIN)/python -m pytest tests/rendered --rendered -q
 
 lint: setup
-	$(BIN)/ruff check mmbook tests tools book
+	$(BIN)/ruff check mmbook tests book benchmarks conftest.py
 
 strip: setup
 	$(BIN)/nbstripout book/*.ipynb

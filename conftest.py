@@ -16,7 +16,6 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 if "MMBOOK_DATA" not in os.environ and (SHARED_DATA / "README.md").exists():
     os.environ["MMBOOK_DATA"] = str(SHARED_DATA)
 os.environ.setdefault("MMBOOK_CACHE", str(ROOT / "_build" / "mmbook-cache"))
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_addoption(parser):

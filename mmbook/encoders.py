@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .attention import lengths_to_mask  # re-exported: one definition
 from .utils import check_shape
 
 __all__ = ["ImageEncoder", "AudioEncoder", "MLPEncoder", "lengths_to_mask"]
@@ -27,19 +28,6 @@ def _as_sizes(sizes, name: str) -> tuple[int, ...]:
     if not all(isinstance(s, int) and s > 0 for s in sizes):
         raise ValueError(f"{name} must be positive ints, got {sizes}")
     return sizes
-
-
-def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """Boolean mask that is True on the valid steps of each sequence.
-
-    .. math:: \\text{mask}_{n,t} = [t < \\ell_n]
-
-    Shape:
-        - lengths: :math:`(N,)`
-        - output: :math:`(N, T)` with T = ``max_len``
-    """
-    steps = torch.arange(max_len, device=lengths.device)
-    return steps.unsqueeze(0) < lengths.unsqueeze(1)  # (N, T)
 
 
 class ImageEncoder(nn.Module):

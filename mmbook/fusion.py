@@ -370,8 +370,9 @@ class LowRankTensorFusion(nn.Module):
     \bigotimes_m [z_m; 1] + b`, needs a weight tensor of :math:`\prod_m (D_m + 1) \times E`
     entries. Writing that tensor as a sum of R rank-one terms,
     :math:`\mathcal{W} = \sum_{i=1}^{R} \bigotimes_m W_m^{(i)}`, with modality-specific
-    factors :math:`W_m^{(i)} \in \mathbb{R}^{(D_m + 1) \times E}`, the product never has
-    to be formed:
+    factors :math:`W_m^{(i)} \in \mathbb{R}^{(D_m + 1) \times E}` (for each output e, an
+    outer product of the columns :math:`W_m^{(i)}[:, e]`), the product never has to be
+    formed:
 
     .. math::
         h = \sum_{i=1}^{R} \prod_{m=1}^{M} \left([z_m; 1]^\top W_m^{(i)}\right) + b
@@ -403,7 +404,10 @@ class LowRankTensorFusion(nn.Module):
         self.rank = _check_positive(rank, "rank")
         self.factors = nn.ParameterList(
             nn.Parameter(torch.empty(rank, d + 1, out_features)) for d in self.in_features)
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_features))
+        else:
+            self.register_parameter("bias", None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -102,7 +102,9 @@ def show_images(images, labels=None, *, ncols: int = 8, title: str = "", cmap: s
             ax.imshow(a[k], cmap=cmap)
             if labels is not None:
                 ax.set_title(str(_np(labels)[k]), fontsize=8)
-    fig.suptitle(title)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 

@@ -418,3 +418,30 @@ def test_hybrid_cnn_rnn_shapes_gradients_and_parts():
     torch.testing.assert_close(out, model.head(z))
     with pytest.raises(ValueError, match="images"):
         model(torch.randn(N, 28, 28), audio, lengths)
+
+
+# ----------------------------------------------------------------------- chapter 6 checkers
+def test_ch06_checkers_accept_right_and_explain_wrong_answers():
+    from mmbook.exercises import ch06
+
+    dims, e, r = (32, 16, 8), 64, 4
+    full = (math.prod(d + 1 for d in dims) + 1) * e
+    assert full == _n_params(nn.Linear(TensorFusion(dims).out_features, e))
+    assert ch06.check_tensor_fusion_parameters(full)
+    wrong = ch06.check_tensor_fusion_parameters((math.prod(dims) + 1) * e)
+    assert not wrong and "D_m + 1" in wrong.message
+    assert not ch06.check_tensor_fusion_parameters("many")
+    assert ch06.check_low_rank_parameters(_n_params(LowRankTensorFusion(dims, e, r)))
+    assert not ch06.check_low_rank_parameters(0)
+
+    def tensor_fusion(z1, z2):
+        return TensorFusion((z1.shape[1], z2.shape[1]))([z1, z2])
+
+    assert ch06.check_two_way_tensor_fusion(tensor_fusion)
+    assert not ch06.check_two_way_tensor_fusion(lambda z1, z2: torch.cat([z1, z2], 1))
+    assert not ch06.check_two_way_tensor_fusion(lambda z1, z2: 1 / 0)
+    assert ch06.check_average_probabilities(
+        lambda ls: torch.stack([torch.softmax(x, 1) for x in ls]).mean(0))
+    averaged_logits = ch06.check_average_probabilities(lambda ls: sum(ls) / len(ls))
+    assert not averaged_logits and "logits" in averaged_logits.message
+    assert not ch06.check_average_probabilities(lambda ls: None)

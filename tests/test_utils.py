@@ -40,7 +40,7 @@ def test_get_device_is_usable():
 
 
 def _draw():
-    return random.random(), np.random.rand(), torch.rand(3)
+    return random.random(), np.random.rand(), torch.rand(3)  # noqa: NPY002 (global state)
 
 
 def test_set_seed_reproduces_python_numpy_torch():
