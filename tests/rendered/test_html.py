@@ -81,11 +81,16 @@ def _notebook_has_math(nb: Path) -> bool:
     return bool(re.search(r"\$[^$\s][^$]*\$|\$\$", text))
 
 
+RAW_TEX = re.compile(r"\\[()\[\]]|\$\$|\$\S|\S\$|\\[A-Za-z]{2,}")
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_no_raw_tex_left(dom, page):
+    """No TeX delimiter, stray dollar or TeX command is left in the visible prose."""
     text = _prose_text(dom[page])
-    for raw in ("\\(", "\\)", "\\[", "\\]", "$$"):
-        assert raw not in text, f"{page}: raw {raw!r} in the rendered text: math not typeset"
+    found = [(m.group(), text[max(0, m.start() - 40): m.end() + 40].replace("\n", " "))
+             for m in RAW_TEX.finditer(text)]
+    assert not found, f"{page}: math not typeset: {found[:5]}"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
