@@ -11,7 +11,7 @@ import importlib
 
 import torch
 
-__all__ = ["Feedback", "check_close", "check_equal"]
+__all__ = ["Feedback", "call_student", "check_close", "check_equal"]
 
 
 class Feedback:
@@ -34,6 +34,19 @@ class Feedback:
         head = "Correct!" if self.passed else "Not yet:"
         return (f'<div style="border-left:4px solid {colour};padding:4px 8px">'
                 f'<b style="color:{colour}">{mark} {head}</b> {html.escape(self.message)}</div>')
+
+
+def call_student(fn, *args, name: str = "your function"):
+    """Call the reader's function on ``args``.
+
+    Returns:
+        ``(result, None)``, or ``(None, Feedback)`` saying what it raised: a checker
+        reports the reader's exception instead of crashing the notebook.
+    """
+    try:
+        return fn(*args), None
+    except Exception as err:  # the reader's code raised: say what
+        return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}")
 
 
 def check_equal(name: str, got, expected, hint: str = "") -> Feedback:

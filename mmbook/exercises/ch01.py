@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Feedback, check_close
+from . import Feedback, call_student, check_close
 
 __all__ = ["check_early_fusion", "check_interaction_kinds"]
 
@@ -15,10 +15,9 @@ def check_early_fusion(fn) -> Feedback:
     """Check a function ``fn(x1, x2)`` that fuses two feature batches by concatenation."""
     g = torch.Generator().manual_seed(0)
     x1, x2 = torch.randn(5, 3, generator=g), torch.randn(5, 4, generator=g)
-    try:
-        got = fn(x1, x2)
-    except Exception as err:  # the student's code raised: say what and where
-        return Feedback(False, f"your function raised {type(err).__name__}: {err}")
+    got, fail = call_student(fn, x1, x2)
+    if fail is not None:
+        return fail
     return check_close("fused features", got, torch.cat([x1, x2], dim=1),
                        hint="each row should be [x1 row, x2 row]: torch.cat([x1, x2], dim=1)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Feedback, check_close
+from . import Feedback, call_student, check_close
 
 __all__ = ["check_masked_mean", "check_standardise"]
 
@@ -28,10 +28,9 @@ def check_masked_mean(fn) -> Feedback:
     x = torch.randn(4, 5, 3, generator=g)
     for n, length in enumerate(lengths):  # padding that is not zero catches a plain mean
         x[n, length:] = 100.0
-    try:
-        got = fn(x.clone(), lengths.clone())
-    except Exception as err:  # the reader's code: report, do not crash the notebook
-        return Feedback(False, f"masked_mean raised {type(err).__name__}: {err}")
+    got, fail = call_student(fn, x.clone(), lengths.clone(), name="masked_mean")
+    if fail is not None:
+        return fail
     if got is None:
         return Feedback(False, "masked_mean returned None: build the mask, then divide the "
                                "masked sum by the number of valid frames.")
@@ -58,10 +57,9 @@ def check_standardise(fn) -> Feedback:
     g = torch.Generator().manual_seed(3)
     x_train = torch.randn(50, 4, generator=g) * torch.tensor([1.0, 2.0, 5.0, 0.5]) + 3.0
     x_test = torch.randn(20, 4, generator=g) * 4.0 - 2.0  # another distribution on purpose
-    try:
-        out = fn(x_train.clone(), x_test.clone())
-    except Exception as err:
-        return Feedback(False, f"standardise raised {type(err).__name__}: {err}")
+    out, fail = call_student(fn, x_train.clone(), x_test.clone(), name="standardise")
+    if fail is not None:
+        return fail
     if out is None or not isinstance(out, (tuple, list)) or len(out) != 2:
         return Feedback(False, "standardise must return a pair (z_train, z_test).")
     z_train, z_test = (torch.as_tensor(z).float() for z in out)

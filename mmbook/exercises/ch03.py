@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from . import Feedback, check_close
+from . import Feedback, call_student, check_close
 
 __all__ = ["check_forget_gate", "check_lstm_num_params", "check_gru_update"]
 
-
-def _call(fn, *args):
-    """Call the student's function; return ``(result, None)`` or ``(None, Feedback)``."""
-    try:
-        return fn(*args), None
-    except Exception as err:  # the student's code raised: say what
-        return None, Feedback(False, f"your function raised {type(err).__name__}: {err}")
 
 
 def check_forget_gate(forget_gate) -> Feedback:
@@ -30,7 +23,7 @@ def check_forget_gate(forget_gate) -> Feedback:
     x, h = torch.randn(N, D, generator=g), torch.randn(N, H, generator=g)
     W_xf, W_hf = torch.randn(H, D, generator=g), torch.randn(H, H, generator=g)
     b_f = torch.randn(H, generator=g)
-    got, err = _call(forget_gate, x, h, W_xf, W_hf, b_f)
+    got, err = call_student(forget_gate, x, h, W_xf, W_hf, b_f)
     if err is not None:
         return err
     if got is None:
@@ -58,7 +51,7 @@ def check_lstm_num_params(num_params) -> Feedback:
     """Check ``num_params(D, H)``: the parameters of ``torch.nn.LSTM(D, H)`` (one layer)."""
     cases = [(40, 128), (1, 1), (64, 32), (3, 7)]
     for D, H in cases:
-        got, err = _call(num_params, D, H)
+        got, err = call_student(num_params, D, H)
         if err is not None:
             return err
         want = _lstm_params_reference(D, H)
@@ -84,7 +77,7 @@ def check_gru_update(gru_update) -> Feedback:
     g = torch.Generator().manual_seed(5)
     z = torch.rand(4, 6, generator=g)
     n, h = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
-    got, err = _call(gru_update, z, n, h)
+    got, err = call_student(gru_update, z, n, h)
     if err is not None:
         return err
     if got is None:

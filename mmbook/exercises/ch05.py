@@ -5,20 +5,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mmbook.exercises import Feedback, check_close
+from mmbook.exercises import Feedback, call_student, check_close
 
 __all__ = ["check_mse_grad", "check_cross_entropy_grad", "check_momentum_step"]
 
 
 def _call(fn, *args):
-    """Run the reader's function; on failure return a Feedback instead of raising."""
-    try:
-        out = fn(*args)
-    except Exception as err:
-        return None, Feedback(False, f"your function raised {type(err).__name__}: {err}")
-    if out is None:
-        return None, Feedback(False, "your function returned None: did you forget to return?")
-    return torch.as_tensor(out), None
+    """Run the reader's function; a tensor, or a Feedback saying what went wrong."""
+    out, fail = call_student(fn, *args)
+    if fail is None and out is None:
+        fail = Feedback(False, "your function returned None: did you forget to return?")
+    return (None, fail) if fail is not None else (torch.as_tensor(out), None)
 
 
 def check_mse_grad(fn, seed: int = 0) -> Feedback:

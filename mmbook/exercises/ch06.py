@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..fusion import LateFusion, TensorFusion
-from . import Feedback, check_close, check_equal
+from . import Feedback, call_student, check_close, check_equal
 
 __all__ = [
     "tensor_fusion_parameters",
@@ -64,10 +64,9 @@ def check_two_way_tensor_fusion(fn) -> Feedback:
     """Check ``fn(z1, z2)`` against :class:`mmbook.fusion.TensorFusion` for two modalities."""
     g = torch.Generator().manual_seed(0)
     z1, z2 = torch.randn(5, 3, generator=g), torch.randn(5, 4, generator=g)
-    try:
-        got = fn(z1, z2)
-    except Exception as err:  # the student's code raised: say what
-        return Feedback(False, f"your function raised {type(err).__name__}: {err}")
+    got, fail = call_student(fn, z1, z2)
+    if fail is not None:
+        return fail
     return check_close("the fused tensor", got, TensorFusion((3, 4))([z1, z2]),
                        hint="append a column of ones to each z, take the outer product of "
                             "the rows (torch.einsum('ni,nj->nij', ...)) and flatten it to "
@@ -78,10 +77,9 @@ def check_average_probabilities(fn) -> Feedback:
     """Check ``fn(logits_list)`` returning the average of the per-modality probabilities."""
     g = torch.Generator().manual_seed(1)
     logits = [torch.randn(6, 4, generator=g) for _ in range(3)]
-    try:
-        got = fn(logits)
-    except Exception as err:
-        return Feedback(False, f"your function raised {type(err).__name__}: {err}")
+    got, fail = call_student(fn, logits)
+    if fail is not None:
+        return fail
     fusion = LateFusion([torch.nn.Identity()] * 3, 4, mode="mean")
     want = fusion(logits).exp()
     if got is not None and torch.as_tensor(got).shape == want.shape and torch.allclose(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..attention import masked_softmax
-from . import Feedback, check_close
+from . import Feedback, call_student, check_close
 
 __all__ = ["check_masked_softmax", "check_removed_modality"]
 
@@ -28,10 +28,9 @@ def check_masked_softmax(fn) -> Feedback:
     zeros, not NaN.
     """
     scores, mask = _cases()
-    try:
-        got = fn(scores.clone(), mask.clone())
-    except Exception as err:  # the student's code raised: say what
-        return Feedback(False, f"your function raised {type(err).__name__}: {err}")
+    got, fail = call_student(fn, scores.clone(), mask.clone())
+    if fail is not None:
+        return fail
     if got is None:
         return Feedback(False, "your function returned None: return the weights")
     got = torch.as_tensor(got)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..subspace import CCA, scatter_penalty
-from . import Feedback, check_close
+from . import Feedback, call_student, check_close
 
 __all__ = ["check_canonical_correlations", "check_scatter_penalty"]
 
@@ -19,17 +19,11 @@ def _views(seed: int = 0, n: int = 300):
     return X, Y @ rng.normal(size=(3, 3))
 
 
-def _call(fn, *args):
-    try:
-        return fn(*args), None
-    except Exception as err:  # the student's code raised: say what
-        return None, Feedback(False, f"your function raised {type(err).__name__}: {err}")
-
 
 def check_canonical_correlations(fn) -> Feedback:
     """Check ``fn(X, Y, k)`` -> the k largest canonical correlations, against :class:`CCA`."""
     X, Y = _views()
-    got, fail = _call(fn, X, Y, 2)
+    got, fail = call_student(fn, X, Y, 2)
     if fail is not None:
         return fail
     want = CCA(n_components=2, reg=0.0).fit(X, Y).canonical_correlations_
@@ -48,7 +42,7 @@ def check_scatter_penalty(fn) -> Feedback:
     """Check ``fn(Zs)`` -> sum_m ||S_m - S_bar||_F^2 with S_m = Z_m^T Z_m / (N - 1)."""
     g = torch.Generator().manual_seed(0)
     Zs = [torch.randn(20, 3, generator=g, dtype=torch.float64) * s for s in (1.0, 2.0, 0.5)]
-    got, fail = _call(fn, Zs)
+    got, fail = call_student(fn, Zs)
     if fail is not None:
         return fail
     want = scatter_penalty(Zs)

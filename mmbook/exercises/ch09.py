@@ -6,23 +6,17 @@ import numpy as np
 from sklearn.metrics.pairwise import rbf_kernel
 
 from ..kernels import kernel_alignment
-from . import Feedback, check_close
+from . import Feedback, call_student, check_close
 
 __all__ = ["check_rbf_kernel", "check_centered_alignment"]
 
-
-def _call(fn, *args):
-    try:
-        return fn(*args), None
-    except Exception as err:  # the student's code raised: say what
-        return None, Feedback(False, f"your function raised {type(err).__name__}: {err}")
 
 
 def check_rbf_kernel(fn) -> Feedback:
     """Check ``fn(X, Y, sigma)`` -> exp(-||x - y||^2 / (2 sigma^2)) against scikit-learn."""
     rng = np.random.default_rng(0)
     X, Y, sigma = rng.normal(size=(6, 3)), rng.normal(size=(4, 3)), 1.5
-    got, fail = _call(fn, X, Y, sigma)
+    got, fail = call_student(fn, X, Y, sigma)
     if fail is not None:
         return fail
     want = rbf_kernel(X, Y, gamma=1 / (2 * sigma**2))
@@ -39,7 +33,7 @@ def check_centered_alignment(fn) -> Feedback:
     rng = np.random.default_rng(1)
     A, B = rng.normal(size=(12, 3)), rng.normal(size=(12, 2))
     K1, K2 = A @ A.T + 1.0, np.exp(-((B[:, None] - B[None]) ** 2).sum(-1))
-    got, fail = _call(fn, K1, K2)
+    got, fail = call_student(fn, K1, K2)
     if fail is not None:
         return fail
     if got is None:
