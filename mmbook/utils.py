@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["get_device", "set_seed", "show_source", "check_shape", "in_colab", "as_tensor"]
+__all__ = ["get_device", "set_seed", "show_source", "check_shape"]
 
 
 def get_device() -> torch.device:
@@ -40,12 +40,6 @@ def set_seed(seed: int = 0) -> None:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
 
-
-def in_colab() -> bool:
-    """True when running inside Google Colab."""
-    import sys
-
-    return "google.colab" in sys.modules
 
 
 def show_source(obj) -> object:
@@ -130,17 +124,3 @@ def check_shape(tensor, expected: Sequence, name: str = "input") -> None:
                 f"should be {exp}, got {got})"
             )
 
-
-def as_tensor(x, name: str = "input", dtype=None, device=None) -> torch.Tensor:
-    """Convert a NumPy array or tensor to a tensor (no copy when possible)."""
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=dtype or x.dtype, device=device or x.device)
-    try:
-        arr = np.asarray(x)
-    except Exception as err:  # pragma: no cover - defensive
-        raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from err
-    if arr.dtype == object:
-        raise TypeError(f"{name} must be a numeric array, got dtype object")
-    t = torch.from_numpy(np.ascontiguousarray(arr))
-    return t.to(dtype=dtype or (torch.float32 if t.is_floating_point() else t.dtype),
-                device=device)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mmbook
-from mmbook.utils import as_tensor, check_shape, get_device, set_seed, show_source
+from mmbook.utils import check_shape, get_device, set_seed, show_source
 
 
 def test_version():
@@ -109,12 +109,3 @@ def test_check_shape_rejects_non_tensor():
     with pytest.raises(TypeError, match="x must be a tensor or array"):
         check_shape([1, 2], (2,), "x")
 
-
-def test_as_tensor():
-    t = as_tensor(np.arange(6, dtype=np.float64).reshape(2, 3))
-    assert t.dtype == torch.float32 and t.shape == (2, 3)
-    assert as_tensor(np.arange(3)).dtype == torch.int64
-    x = torch.ones(2, dtype=torch.float64)
-    assert as_tensor(x) is x or torch.equal(as_tensor(x), x)
-    with pytest.raises(TypeError, match="numeric array"):
-        as_tensor(np.array([object()]))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..plot import heatmap, show_spectrogram
-from .common import require_ipywidgets
+from .common import control_panel, require_ipywidgets
 
 __all__ = ["AttentionExplorer", "attention_static", "explain_example"]
 
@@ -182,12 +182,8 @@ class AttentionExplorer:
             "temperature": w.FloatLogSlider(value=self.params["temperature"], base=10, min=-1,
                                             max=1, step=0.05, description="temperature"),
         }
-        for name, control in self.controls.items():
-            control.observe(self._on_change(name), names="value")
-        self.output = w.Output()
-        self.widget = w.VBox([w.HBox([self.controls["index"], self.controls["pair"]]),
-                              w.HBox([self.controls["head"], self.controls["temperature"]]),
-                              self.output])
+        self.output, self.widget = control_panel(
+            self.controls, [("index", "pair"), ("head", "temperature")], self._on_change)
 
     def _on_change(self, name: str):
         def callback(change) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-__all__ = ["has_ipywidgets", "require_ipywidgets", "enable_colab_widgets"]
+__all__ = ["has_ipywidgets", "require_ipywidgets", "enable_colab_widgets", "control_panel"]
 
 
 def has_ipywidgets() -> bool:
@@ -36,3 +36,23 @@ def enable_colab_widgets() -> bool:
 
     output.enable_custom_widget_manager()
     return True
+
+
+def control_panel(controls: dict, rows, on_change):
+    """Wire each control to ``on_change(name)`` and lay the controls out in rows.
+
+    Args:
+        controls: ``{name: ipywidget}``.
+        rows: sequences of control names, one per row of the panel.
+        on_change: ``on_change(name)`` returns the observer for that control's value.
+
+    Returns:
+        ``(output, widget)``: the ``Output`` area the figure is drawn into, and the panel
+        (the rows of controls above the output).
+    """
+    w = require_ipywidgets()
+    for name, control in controls.items():
+        control.observe(on_change(name), names="value")
+    output = w.Output()
+    widget = w.VBox([w.HBox([controls[name] for name in row]) for row in rows] + [output])
+    return output, widget

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..kernels import KERNELS, kernel_alignment, label_kernel, pairwise_kernel
 from ..plot import heatmap
-from .common import require_ipywidgets
+from .common import control_panel, require_ipywidgets
 
 __all__ = ["KernelExplorer", "kernel_static", "sorted_kernel"]
 
@@ -118,12 +118,8 @@ class KernelExplorer:
                                       description="gamma"),
             "degree": w.IntSlider(value=p["degree"], min=1, max=6, description="degree"),
         }
-        for name, c in self.controls.items():
-            c.observe(self._on_change(name), names="value")
-        self.output = w.Output()
-        self.widget = w.VBox([w.HBox([self.controls["view"], self.controls["kernel"]]),
-                              w.HBox([self.controls["gamma"], self.controls["degree"]]),
-                              self.output])
+        self.output, self.widget = control_panel(
+            self.controls, [("view", "kernel"), ("gamma", "degree")], self._on_change)
 
     def _on_change(self, name: str):
         def callback(change) -> None:
