@@ -22,7 +22,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .utils import check_choice, check_positive_int, check_sizes
+
 __all__ = [
+    "Fusion",
     "ConcatFusion",
     "WeightedSumFusion",
     "LateFusion",
@@ -36,29 +39,6 @@ __all__ = [
 
 def _fmt(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
-
-
-def _check_sizes(in_features, name: str = "in_features", allow_modules: bool = False) -> list:
-    """Validate a sequence of positive feature sizes (or modules, when allowed)."""
-    if isinstance(in_features, (int, nn.Module)) or not isinstance(in_features, Sequence):
-        raise ValueError(f"{name} must be a sequence with one entry per modality, "
-                         f"got {in_features!r}")
-    if len(in_features) < 1:
-        raise ValueError(f"{name} must have at least one modality, got an empty sequence")
-    sizes = list(in_features)
-    for m, d in enumerate(sizes):
-        if allow_modules and isinstance(d, nn.Module):
-            continue
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            kind = "a positive int or an nn.Module" if allow_modules else "a positive int"
-            raise ValueError(f"{name}[{m}] must be {kind}, got {d!r}")
-    return sizes
-
-
-def _check_positive(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def check_modalities(zs, in_features: Sequence, name: str = "zs") -> list:
@@ -104,13 +84,83 @@ def check_modalities(zs, in_features: Sequence, name: str = "zs") -> list:
     return list(zs)
 
 
+# --------------------------------------------------------------------------- contract
+class Fusion(nn.Module):
+    r"""The contract every fusion module follows.
+
+    A fusion maps a list of M modality representations ``[z_1, ..., z_M]``, ``z_m`` of
+    shape ``(N, D_m)``, to one tensor of shape ``(N, out_features)``:
+
+    .. math:: z = \operatorname{fuse}(z_1, \dots, z_M) \in \mathbb{R}^{E}
+
+    Subclasses call ``super().__init__(in_features, out_features)`` and implement
+    ``forward(zs, present=None)``. ``present`` (bool ``(N, M)`` or ``(M,)``, ``True`` = the
+    modality is there) says which modalities each sample has; a fusion that cannot use it
+    raises ``NotImplementedError`` naming what to do instead. Extra outputs (attention or
+    modality weights) are kept as attributes (e.g. ``last_weights``), never returned as a
+    tuple by default. Inputs and outputs follow the inputs' device and dtype.
+
+    Args:
+        in_features: the feature sizes ``D_1, ..., D_M`` (an entry may be ``None``: any size).
+        out_features: E, the size of the fused representation.
+
+    Shape:
+        - zs: a list of M tensors :math:`(N, D_m)`
+        - present: :math:`(N, M)` or :math:`(M,)` bool, optional
+        - output: :math:`(N, E)`
+    """
+
+    def __init__(self, in_features: Sequence, out_features: int):
+        super().__init__()
+        self.in_features = tuple(in_features)
+        self.out_features = int(out_features)
+
+    @property
+    def num_modalities(self) -> int:
+        """M, the number of modalities this fusion takes."""
+        return len(self.in_features)
+
+    def check_modalities(self, zs, name: str = "zs") -> list:
+        """Check ``zs`` against :attr:`in_features` (see :func:`check_modalities`)."""
+        return check_modalities(zs, self.in_features, name=name)
+
+    def check_present(self, present, batch_size: int | None = None,
+                      device=None) -> torch.Tensor:
+        """Validate a ``present`` mask and return it as bool ``(N, M)`` (or ``(1, M)``).
+
+        Raises:
+            ValueError: wrong shape, or a sample with no modality present.
+        """
+        M = self.num_modalities
+        p = torch.as_tensor(present, device=device)
+        if p.dtype != torch.bool:
+            raise ValueError(f"present must be a bool tensor (N, {M}) or ({M},), "
+                             f"got dtype {p.dtype}")
+        if p.dim() == 1:
+            p = p[None, :]
+        if p.dim() != 2 or p.shape[1] != M or (batch_size is not None
+                                               and p.shape[0] not in (1, batch_size)):
+            n = "N" if batch_size is None else batch_size
+            raise ValueError(f"present must have shape ({n}, {M}) or ({M},), got "
+                             f"{tuple(torch.as_tensor(present).shape)}")
+        empty = ~p.any(dim=1)
+        if bool(empty.any()):
+            rows = torch.nonzero(empty).flatten()[:5].tolist()
+            raise ValueError(f"present: every sample needs at least one modality; rows "
+                             f"{rows} have none")
+        return p
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
 def _append_one(z: torch.Tensor) -> torch.Tensor:
     """``[z; 1]``: append a constant 1 to every row."""
     return torch.cat([z, z.new_ones(z.shape[0], 1)], dim=1)  # (N, D + 1)
 
 
 # --------------------------------------------------------------------------- early
-class ConcatFusion(nn.Module):
+class ConcatFusion(Fusion):
     r"""Feature-level fusion by concatenation.
 
     .. math:: z = [z_1; z_2; \dots; z_M] \in \mathbb{R}^{D_1 + \dots + D_M}
@@ -129,9 +179,8 @@ class ConcatFusion(nn.Module):
     """
 
     def __init__(self, in_features: Sequence[int]):
-        super().__init__()
-        self.in_features = tuple(_check_sizes(in_features))
-        self.out_features = sum(self.in_features)
+        sizes = check_sizes(in_features, "in_features")
+        super().__init__(sizes, sum(sizes))
 
     def forward(self, zs) -> torch.Tensor:
         zs = check_modalities(zs, self.in_features)
@@ -141,7 +190,7 @@ class ConcatFusion(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-class WeightedSumFusion(nn.Module):
+class WeightedSumFusion(Fusion):
     r"""Feature-level fusion by a learned weighted sum of projected modalities.
 
     .. math::
@@ -167,9 +216,8 @@ class WeightedSumFusion(nn.Module):
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int, project: bool = True):
-        super().__init__()
-        self.in_features = tuple(_check_sizes(in_features))
-        self.out_features = _check_positive(out_features, "out_features")
+        super().__init__(check_sizes(in_features, "in_features"),
+                         check_positive_int(out_features, "out_features"))
         if not project and any(d != out_features for d in self.in_features):
             raise ValueError(f"project=False needs every in_features entry equal to "
                              f"out_features={out_features}, got {self.in_features}")
@@ -192,7 +240,7 @@ class WeightedSumFusion(nn.Module):
 
 
 # --------------------------------------------------------------------------- late
-class LateFusion(nn.Module):
+class LateFusion(Fusion):
     r"""Decision-level fusion: each modality predicts, then the predictions are combined.
 
     Each modality gets its own head :math:`f_m` giving class logits :math:`\ell_m =
@@ -234,13 +282,11 @@ class LateFusion(nn.Module):
     MODES = ("mean", "weighted", "meta")
 
     def __init__(self, in_features: Sequence, num_classes: int, mode: str = "mean"):
-        super().__init__()
-        sizes = _check_sizes(in_features, allow_modules=True)
-        self.num_classes = self.out_features = _check_positive(num_classes, "num_classes")
-        if mode not in self.MODES:
-            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
-        self.mode = mode
-        self.in_features = tuple(d if isinstance(d, int) else None for d in sizes)
+        sizes = check_sizes(in_features, "in_features", allow_modules=True)
+        super().__init__(tuple(d if isinstance(d, int) else None for d in sizes),
+                         check_positive_int(num_classes, "num_classes"))
+        self.num_classes = self.out_features
+        self.mode = check_choice(mode, self.MODES, "mode")
         self.heads = nn.ModuleList(nn.Linear(d, num_classes) if isinstance(d, int) else d
                                    for d in sizes)
         M = len(sizes)
@@ -323,7 +369,7 @@ class LateFusion(nn.Module):
 
 
 # --------------------------------------------------------------------------- tensor
-class TensorFusion(nn.Module):
+class TensorFusion(Fusion):
     r"""Tensor fusion (Zadeh et al., 2017): the outer product of the modalities.
 
     .. math::
@@ -348,9 +394,8 @@ class TensorFusion(nn.Module):
     """
 
     def __init__(self, in_features: Sequence[int]):
-        super().__init__()
-        self.in_features = tuple(_check_sizes(in_features))
-        self.out_features = math.prod(d + 1 for d in self.in_features)
+        sizes = check_sizes(in_features, "in_features")
+        super().__init__(sizes, math.prod(d + 1 for d in sizes))
 
     def forward(self, zs) -> torch.Tensor:
         zs = check_modalities(zs, self.in_features)
@@ -363,7 +408,7 @@ class TensorFusion(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-class LowRankTensorFusion(nn.Module):
+class LowRankTensorFusion(Fusion):
     r"""Low-rank multimodal fusion (Liu et al., 2018).
 
     A linear layer on the tensor-fusion output, :math:`h = \mathcal{W} \cdot
@@ -398,10 +443,9 @@ class LowRankTensorFusion(nn.Module):
 
     def __init__(self, in_features: Sequence[int], out_features: int, rank: int,
                  bias: bool = True):
-        super().__init__()
-        self.in_features = tuple(_check_sizes(in_features))
-        self.out_features = _check_positive(out_features, "out_features")
-        self.rank = _check_positive(rank, "rank")
+        super().__init__(check_sizes(in_features, "in_features"),
+                         check_positive_int(out_features, "out_features"))
+        self.rank = check_positive_int(rank, "rank")
         self.factors = nn.ParameterList(
             nn.Parameter(torch.empty(rank, d + 1, out_features)) for d in self.in_features)
         if bias:
@@ -443,7 +487,7 @@ class LowRankTensorFusion(nn.Module):
 
 
 # --------------------------------------------------------------------------- gated
-class GatedFusion(nn.Module):
+class GatedFusion(Fusion):
     r"""Gated fusion, after the gated multimodal unit (Arevalo et al., 2017).
 
     .. math::
@@ -467,9 +511,8 @@ class GatedFusion(nn.Module):
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int):
-        super().__init__()
-        self.in_features = tuple(_check_sizes(in_features))
-        self.out_features = _check_positive(out_features, "out_features")
+        super().__init__(check_sizes(in_features, "in_features"),
+                         check_positive_int(out_features, "out_features"))
         M = len(self.in_features)
         self.transforms = nn.ModuleList(nn.Linear(d, out_features) for d in self.in_features)
         self.gate = nn.Linear(sum(self.in_features), M * out_features)

@@ -11,7 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["get_device", "set_seed", "show_source", "check_shape"]
+__all__ = [
+    "get_device", "set_seed", "seed_from_env", "show_source", "check_shape",
+    "check_positive_int", "check_nonnegative_int", "check_positive", "check_probability",
+    "check_choice", "check_sizes", "check_finite", "lengths_to_mask", "to_tensor",
+    "to_numpy", "environment",
+]
 
 
 def get_device() -> torch.device:
@@ -124,3 +129,242 @@ def check_shape(tensor, expected: Sequence, name: str = "input") -> None:
                 f"should be {exp}, got {got})"
             )
 
+
+
+# ----------------------------------------------------------------------------- scalar checks
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` if it is an int >= 1 (not a bool), else raise ``ValueError``.
+
+    Examples:
+        >>> check_positive_int(3, "num_heads")
+        3
+        >>> check_positive_int(2.0, "max_epochs")
+        Traceback (most recent call last):
+        ...
+        ValueError: max_epochs must be a positive int, got 2.0 (float)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r} "
+                         f"({type(value).__name__})")
+    return int(value)
+
+
+def check_nonnegative_int(value, name: str) -> int:
+    """Return ``value`` if it is an int >= 0 (not a bool), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r} "
+                         f"({type(value).__name__})")
+    return int(value)
+
+
+def check_positive(value, name: str, allow_zero: bool = False) -> float:
+    """Return ``float(value)`` if it is a finite real number > 0 (>= 0 with ``allow_zero``).
+
+    Raises:
+        ValueError: naming the argument and the value received.
+    """
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = np.isfinite(v) and (v >= 0 if allow_zero else v > 0)
+    if not ok:
+        want = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {want}, got {value!r}")
+    return float(value)
+
+
+def check_probability(value, name: str, allow_one: bool = True) -> float:
+    """Return ``float(value)`` if it lies in [0, 1] ([0, 1) when ``allow_one=False``)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = 0.0 <= v <= 1.0 and (allow_one or v < 1.0)
+    if not ok:
+        want = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"{name} must be a probability in {want}, got {value!r}")
+    return float(value)
+
+
+def check_choice(value, choices: Sequence, name: str):
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them.
+
+    Examples:
+        >>> check_choice("mean", ("mean", "weighted"), "mode")
+        'mean'
+    """
+    if value not in tuple(choices):
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_sizes(sizes, name: str, allow_modules: bool = False) -> tuple:
+    """Validate a non-empty sequence of positive ints (one per modality or layer).
+
+    Args:
+        sizes: a sequence of ints (an int alone is refused: say ``(d,)``).
+        name: the argument's name, used in messages.
+        allow_modules: also accept ``nn.Module`` entries (kept as they are).
+
+    Returns:
+        the sizes as a tuple.
+    """
+    from torch import nn
+
+    if isinstance(sizes, (int, str, nn.Module)) or not isinstance(sizes, Sequence):
+        raise ValueError(f"{name} must be a sequence with one entry per modality, "
+                         f"got {sizes!r}")
+    if len(sizes) < 1:
+        raise ValueError(f"{name} must have at least one entry, got an empty sequence")
+    for m, d in enumerate(sizes):
+        if allow_modules and isinstance(d, nn.Module):
+            continue
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+            kind = "a positive int or an nn.Module" if allow_modules else "a positive int"
+            raise ValueError(f"{name}[{m}] must be {kind}, got {d!r}")
+    return tuple(sizes)
+
+
+# ----------------------------------------------------------------------------- arrays
+def check_finite(x, name: str):
+    """Raise ``ValueError`` if the tensor or array ``x`` holds NaN or infinity.
+
+    Returns ``x`` unchanged, so it can wrap an expression. Integer and bool inputs pass.
+
+    Examples:
+        >>> check_finite(torch.tensor([1.0, float("nan")]), "X")
+        Traceback (most recent call last):
+        ...
+        ValueError: X holds 1 NaN and 0 infinite values (shape (2,)); NaN and inf are not accepted
+    """
+    if isinstance(x, torch.Tensor):
+        if x.is_floating_point() or x.is_complex():
+            bad = ~torch.isfinite(x)
+            if bool(bad.any()):
+                n_nan = int(torch.isnan(x).sum())
+                raise ValueError(f"{name} holds {n_nan} NaN and {int(bad.sum()) - n_nan} "
+                                 f"infinite values (shape {_fmt(x.shape)}); NaN and inf are "
+                                 f"not accepted")
+        return x
+    arr = np.asarray(x)
+    if np.issubdtype(arr.dtype, np.inexact):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            n_nan = int(np.isnan(arr).sum())
+            raise ValueError(f"{name} holds {n_nan} NaN and {int(bad.sum()) - n_nan} "
+                             f"infinite values (shape {_fmt(arr.shape)}); NaN and inf are "
+                             f"not accepted")
+    return x
+
+
+def lengths_to_mask(lengths, max_len: int | None = None) -> torch.Tensor:
+    """Boolean mask that is ``True`` on the first ``lengths[i]`` steps of row ``i``.
+
+    The package's mask convention: ``True`` = a real step (attend to it / present),
+    ``False`` = padding (see :mod:`mmbook.attention`).
+
+    Args:
+        lengths: ``(N,)`` integers >= 0 (a tensor, array or list).
+        max_len: T; default ``max(lengths)`` (0 for an empty batch). Must be >= every length.
+
+    Raises:
+        ValueError: lengths not 1-D, not integers, negative, or longer than ``max_len``.
+
+    Shape:
+        - lengths: :math:`(N,)` integers
+        - output: :math:`(N, T)` bool, on ``lengths``' device
+
+    Examples:
+        >>> lengths_to_mask(torch.tensor([2, 0, 3]))
+        tensor([[ True,  True, False],
+                [False, False, False],
+                [ True,  True,  True]])
+    """
+    lengths = torch.as_tensor(lengths)
+    check_shape(lengths, ("N",), "lengths")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.numel() and bool((lengths < 0).any()):
+        raise ValueError(f"lengths must be >= 0, got min {int(lengths.min())}")
+    longest = int(lengths.max()) if lengths.numel() else 0
+    if max_len is None:
+        max_len = longest
+    else:
+        max_len = check_nonnegative_int(max_len, "max_len")
+        if longest > max_len:
+            raise ValueError(f"max_len={max_len} is shorter than the longest length {longest}")
+    steps = torch.arange(max_len, device=lengths.device)
+    return steps[None, :] < lengths[:, None]  # (N, T)
+
+
+def to_tensor(x, name: str, dtype: torch.dtype | None = None, device=None,
+              ndim: int | None = None, finite: bool = True) -> torch.Tensor:
+    """Convert an array-like to a tensor, with the package's one rule for dtype and device.
+
+    * a tensor keeps its device; an array or list goes to ``device`` (default the CPU);
+    * floating dtypes are kept (float16 / bfloat16 arrays become float32); integers and
+      bools become ``dtype`` when given, else are kept;
+    * ``dtype`` given: the result has that dtype;
+    * ``finite=True`` (default) refuses NaN and inf, naming ``name``.
+
+    Raises:
+        TypeError: a non-numeric array (strings, objects).
+        ValueError: the wrong number of dimensions, or non-finite values.
+    """
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                       or arr.dtype == np.bool_):
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+        if arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        arr = np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy()
+        t = torch.from_numpy(arr)
+        if device is not None:
+            t = t.to(device)
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    if ndim is not None and t.dim() != ndim:
+        dims = ", ".join(["N", "D", "E", "F"][:ndim]) if ndim <= 4 else f"{ndim} dims"
+        raise ValueError(f"{name} must be {ndim}-D ({dims}), got shape {_fmt(t.shape)}")
+    if finite:
+        check_finite(t, name)
+    return t
+
+
+def to_numpy(t) -> np.ndarray:
+    """A tensor (any device, with or without grad) or array as a NumPy array."""
+    if isinstance(t, torch.Tensor):
+        return t.detach().cpu().numpy()
+    return np.asarray(t)
+
+
+# ----------------------------------------------------------------------------- environment
+def seed_from_env(default: int = 0) -> int:
+    """The book's seed: ``MMBOOK_SEED`` from the environment if set, else ``default``.
+
+    Chapters call ``set_seed(seed_from_env())`` so that the whole book can be run under
+    another seed (``MMBOOK_SEED=3 make notebooks``).
+    """
+    raw = os.environ.get("MMBOOK_SEED", "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"MMBOOK_SEED must be an int, got {raw!r}") from None
+
+
+def environment() -> str:
+    """Where the code runs: ``"colab"``, ``"nbval"`` (under the notebook tests),
+    ``"ipykernel"`` (Jupyter), or ``"script"``."""
+    import sys
+
+    if "google.colab" in sys.modules:
+        return "colab"
+    if os.environ.get("PYTEST_CURRENT_TEST") or "nbval" in sys.modules:
+        return "nbval"
+    if "ipykernel" in sys.modules:
+        return "ipykernel"
+    return "script"
