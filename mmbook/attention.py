@@ -4,12 +4,22 @@ Everything here is tested against PyTorch: :func:`scaled_dot_product_attention` 
 ``torch.nn.functional.scaled_dot_product_attention`` and
 :class:`MultiheadCrossModalAttention` against ``torch.nn.MultiheadAttention``.
 
-Mask conventions follow PyTorch, which (unfortunately) uses two of them:
+**The mask convention of the whole package** (also of :func:`mmbook.utils.lengths_to_mask`,
+``present`` in :mod:`mmbook.fusion` and the encoders' masks): a boolean mask is ``True``
+where a position is real and *may be attended to* (a real time step, a present modality),
+``False`` for padding or an absent modality. It is the convention of
+``F.scaled_dot_product_attention``'s ``attn_mask``, and it composes by ``&`` and reads
+as "keep". A *float* mask is accepted wherever a mask is and is *added* to the scores,
+as torch does: ``-inf`` forbids a key, a finite value biases it (see :func:`split_mask`).
+A row in which every key is forbidden gets zero weights and a zero output on every path
+(as ``F.scaled_dot_product_attention`` does), never NaN.
 
-* ``mask`` / ``attn_mask`` in the functions (as in ``F.scaled_dot_product_attention``):
-  boolean, ``True`` = *may attend*; or a float mask that is *added* to the scores.
-* ``key_padding_mask`` in the modules (as in ``nn.MultiheadAttention``): boolean,
-  ``True`` = *padding, ignore*. :func:`lengths_to_mask` builds the ``True`` = valid form.
+PyTorch's modules use the opposite boolean convention in one place, ``key_padding_mask``
+of ``nn.MultiheadAttention`` (``True`` = padding, ignore). It is met at a single
+boundary: :class:`MultiheadCrossModalAttention` accepts ``key_padding_mask`` exactly as
+``nn.MultiheadAttention`` does (bool ``True`` = padding, or float added to the scores), so
+that it stays a drop-in replacement, and converts it on entry; the package's own code
+passes ``key_mask`` (``True`` = attend) instead.
 
 Shape letters: N batch, L target (query) length, S source (key) length, E embedding,
 H hidden, M or K modalities, D_m features of modality m.
@@ -24,35 +34,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import check_shape
+from .fusion import Fusion
+from .utils import check_positive, check_positive_int, check_shape, lengths_to_mask
 
 __all__ = [
-    "lengths_to_mask", "masked_softmax", "attention_entropy", "scaled_dot_product_attention",
+    "lengths_to_mask", "split_mask", "masked_softmax", "attention_entropy",
+    "scaled_dot_product_attention",
     "seed_cross_modal_attention", "CrossModalAttention", "CoAttention", "ModalityAttention",
     "MultiheadCrossModalAttention", "CrossModalTransformerBlock",
 ]
 
 
-# ----------------------------------------------------------------------------- helpers
-def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-    """Boolean mask that is ``True`` on the first ``lengths[i]`` steps of row ``i``.
-
-    Shape:
-        - lengths: :math:`(N,)` integers
-        - output: :math:`(N, T)` with ``T = max_len`` (default ``lengths.max()``)
-    """
-    lengths = torch.as_tensor(lengths)
-    check_shape(lengths, ("N",), "lengths")
-    if lengths.is_floating_point():
-        raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
-    if (lengths < 0).any():
-        raise ValueError(f"lengths must be >= 0, got min {int(lengths.min())}")
-    max_len = int(lengths.max()) if max_len is None else int(max_len)
-    steps = torch.arange(max_len, device=lengths.device)
-    return steps[None, :] < lengths[:, None]  # (N, T)
-
-
-def _check_mask(mask: torch.Tensor, shape: torch.Size, name: str = "mask") -> None:
+# ----------------------------------------------------------------------------- masks
+def _check_mask(mask, shape, name: str = "mask") -> None:
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(mask).__name__}")
     try:
         torch.broadcast_shapes(mask.shape, shape)
     except RuntimeError:
@@ -60,19 +56,59 @@ def _check_mask(mask: torch.Tensor, shape: torch.Size, name: str = "mask") -> No
                          f"the scores' shape {tuple(shape)}") from None
 
 
+def split_mask(mask, shape=None, name: str = "mask"):
+    r"""Read a mask in the package's convention as ``(allowed, bias)``.
+
+    * a bool mask: ``True`` = may attend; ``allowed`` is the mask, ``bias`` is ``None``;
+    * a float mask: *added* to the scores (as in torch); ``-inf`` entries forbid a key,
+      finite entries are a bias. ``allowed`` is ``mask > -inf`` and ``bias`` the mask with
+      its ``-inf`` entries set to 0. NaN and ``+inf`` are refused.
+
+    Args:
+        mask: ``None``, a bool tensor or a floating tensor.
+        shape: the scores' shape the mask must broadcast to (not checked when ``None``).
+        name: the argument's name, used in messages.
+
+    Returns:
+        ``(allowed, bias)``: a bool tensor or ``None``, and a float tensor or ``None``.
+
+    Examples:
+        >>> allowed, bias = split_mask(torch.tensor([0.0, 1.0, float("-inf")]))
+        >>> allowed, bias
+        (tensor([ True,  True, False]), tensor([0., 1., 0.]))
+    """
+    if mask is None:
+        return None, None
+    if shape is not None:
+        _check_mask(mask, shape, name)
+    if mask.dtype == torch.bool:
+        return mask, None
+    if not mask.is_floating_point():
+        raise ValueError(f"{name} must be bool (True = may attend) or floating (added to the "
+                         f"scores), got dtype {mask.dtype}")
+    if bool(torch.isnan(mask).any()) or bool((mask == math.inf).any()):
+        raise ValueError(f"{name}: a float mask may hold finite values and -inf only "
+                         f"(got NaN or +inf)")
+    allowed = mask > -math.inf
+    if bool(allowed.all()):
+        return None, mask
+    return allowed, mask.masked_fill(~allowed, 0.0)
+
+
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1,
                    temperature: float = 1.0) -> torch.Tensor:
     r"""Softmax over ``dim`` that gives masked entries exactly zero weight.
 
-    .. math:: \alpha_j = \frac{m_j \exp(s_j / \tau)}{\sum_k m_k \exp(s_k / \tau)}
+    .. math:: \alpha_j = \frac{m_j \exp((s_j + b_j) / \tau)}{\sum_k m_k \exp((s_k + b_k) / \tau)}
 
-    with :math:`m_j \in \{0, 1\}` the mask and :math:`\tau` the temperature. A row whose
-    entries are all masked gets all-zero weights (not NaN), as in
-    ``F.scaled_dot_product_attention``.
+    with :math:`m_j \in \{0, 1\}` the mask, :math:`b_j` an additive bias (a float mask)
+    and :math:`\tau` the temperature. A row whose entries are all masked gets all-zero
+    weights (not NaN), as in ``F.scaled_dot_product_attention``.
 
     Args:
         scores: attention scores :math:`s`.
-        mask: boolean, ``True`` where attending is allowed; broadcastable to ``scores``.
+        mask: bool, ``True`` where attending is allowed; or float, added to the scores
+            (``-inf`` forbids); broadcastable to ``scores`` (see :func:`split_mask`).
         dim: the axis the weights sum to one over.
         temperature: :math:`\tau > 0`; large values flatten the weights, small values
             sharpen them towards the arg-max.
@@ -81,20 +117,26 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: 
         - scores: :math:`(*)`
         - mask: broadcastable to :math:`(*)`
         - output: :math:`(*)`, summing to one over ``dim`` (or zero where all is masked)
+
+    Examples:
+        >>> scores = torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+        >>> mask = torch.tensor([[True, True, False], [False, False, False]])
+        >>> masked_softmax(scores, mask)
+        tensor([[0.2689, 0.7311, 0.0000],
+                [0.0000, 0.0000, 0.0000]])
     """
     if not isinstance(scores, torch.Tensor):
         raise TypeError(f"scores must be a tensor, got {type(scores).__name__}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    temperature = check_positive(temperature, "temperature")
+    allowed, bias = split_mask(mask, scores.shape)
+    if bias is not None:
+        scores = scores + bias.to(scores.dtype)
     scores = scores / temperature
-    if mask is None:
+    if allowed is None:
         return torch.softmax(scores, dim=dim)
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be boolean (True = attend), got dtype {mask.dtype}")
-    _check_mask(mask, scores.shape)
     # a finite fill keeps fully masked rows NaN-free (also in the backward pass)
-    filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    return torch.softmax(filled, dim=dim) * mask
+    filled = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    return torch.softmax(filled, dim=dim) * allowed
 
 
 def attention_entropy(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -153,13 +195,15 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """
     _check_qkv(q, k, v)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    temperature = check_positive(temperature, "temperature")
+    score_shape = q.shape[:-1] + k.shape[-2:-1]
     if mask is not None:
-        _check_mask(mask, q.shape[:-1] + k.shape[-2:-1])
+        split_mask(mask, score_shape)  # validates shape and values on both paths
+        if mask.is_floating_point():
+            mask = mask.to(q.dtype)
     if not need_weights and temperature == 1.0:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale), None
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., L, S)
-    if mask is not None and mask.dtype != torch.bool:
-        scores, mask = scores + mask, None
     weights = masked_softmax(scores, mask, dim=-1, temperature=temperature)
     return weights @ v, (weights if need_weights else None)  # (..., L, E_v)
 
@@ -245,7 +289,8 @@ class CrossModalAttention(nn.Module):
 
     def __init__(self, hidden_size: int, num_modalities: int, seed_bug: bool = False):
         super().__init__()
-        if num_modalities < 2:
+        hidden_size = check_positive_int(hidden_size, "hidden_size")
+        if check_positive_int(num_modalities, "num_modalities") < 2:
             raise ValueError(f"num_modalities must be >= 2, got {num_modalities}")
         self.hidden_size, self.num_modalities, self.seed_bug = hidden_size, num_modalities, seed_bug
         self.score = nn.ModuleList(nn.Linear(2 * hidden_size, 1) for _ in range(num_modalities))
@@ -296,7 +341,8 @@ class CoAttention(nn.Module):
 
     def __init__(self, dim_a: int, dim_b: int):
         super().__init__()
-        self.dim_a, self.dim_b = dim_a, dim_b
+        self.dim_a = check_positive_int(dim_a, "dim_a")
+        self.dim_b = check_positive_int(dim_b, "dim_b")
         self.W = nn.Parameter(torch.empty(dim_a, dim_b))
         nn.init.xavier_uniform_(self.W)
 
@@ -316,7 +362,7 @@ class CoAttention(nn.Module):
 
 
 # ----------------------------------------------------------------------------- modality attention
-class ModalityAttention(nn.Module):
+class ModalityAttention(Fusion):
     r"""Attention over modalities: :math:`Z = \sum_k \alpha_k X^{(k)}` with input-dependent weights.
 
     .. math::
@@ -325,45 +371,107 @@ class ModalityAttention(nn.Module):
 
     One small scoring network is shared by the K modalities, so the weights depend on
     what each modality says for this input (the seeds' :math:`\alpha_k` "learned" as
-    constants would be a weighted sum, chapter 6). A ``mask`` removes missing modalities;
+    constants would be a weighted sum, chapter 6). ``present`` removes missing modalities;
     the others' weights are renormalised.
+
+    A :class:`~mmbook.fusion.Fusion`: ``forward`` returns one tensor ``Z``; the weights
+    :math:`\alpha` are kept in :attr:`last_weights` (detached) or returned with
+    ``return_weights=True`` as ``(Z, alpha)``. Beyond the fusion contract it also takes
+    sequences, ``(N, *, E)`` per modality (one weight per step).
 
     Args:
         input_size: E, the size of every :math:`X^{(k)}` (project first if they differ).
         hidden_size: size of the scoring network's hidden layer (default E).
         seed_bug: take the softmax of each score on its own (over a size-one axis), the
             seed code's mistake: every :math:`\alpha_k = 1` and :math:`Z = \sum_k X^{(k)}`.
+        num_modalities: K, when fixed (``None``: any K >= 1, checked per call).
+
+    Attributes:
+        last_weights: :math:`\alpha` of the last forward pass, :math:`(N, *, K)`, detached.
 
     Shape:
         - inputs: a list of K tensors :math:`(N, *, E)` or one tensor :math:`(N, *, K, E)`
-        - mask: :math:`(N, *, K)` boolean, ``True`` = present
-        - returns ``(Z (N, *, E), alpha (N, *, K))``
+        - present: :math:`(N, *, K)` or :math:`(K,)` bool, ``True`` = present
+        - output: :math:`(N, *, E)`; with ``return_weights=True`` also
+          :math:`\alpha` :math:`(N, *, K)`
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> fusion = ModalityAttention(input_size=4, num_modalities=3)
+        >>> zs = [torch.randn(2, 4) for _ in range(3)]
+        >>> fusion(zs).shape
+        torch.Size([2, 4])
+        >>> Z, alpha = fusion(zs, return_weights=True)
+        >>> alpha.shape, bool(torch.allclose(alpha.sum(-1), torch.ones(2)))
+        (torch.Size([2, 3]), True)
+        >>> fusion(zs, present=torch.tensor([True, False, True])).shape
+        torch.Size([2, 4])
+        >>> fusion.last_weights[:, 1]
+        tensor([0., 0.])
     """
 
-    def __init__(self, input_size: int, hidden_size: int | None = None, seed_bug: bool = False):
-        super().__init__()
-        self.input_size, self.seed_bug = input_size, seed_bug
-        self.proj = nn.Linear(input_size, hidden_size or input_size)
-        self.w = nn.Linear(hidden_size or input_size, 1, bias=False)
+    def __init__(self, input_size: int, hidden_size: int | None = None, seed_bug: bool = False,
+                 num_modalities: int | None = None):
+        input_size = check_positive_int(input_size, "input_size")
+        hidden_size = input_size if hidden_size is None else check_positive_int(hidden_size,
+                                                                                "hidden_size")
+        K = None if num_modalities is None else check_positive_int(num_modalities,
+                                                                   "num_modalities")
+        super().__init__((input_size,) * (K or 1), input_size)
+        self.input_size, self.hidden_size, self.seed_bug = input_size, hidden_size, seed_bug
+        self._num_modalities = K
+        self.proj = nn.Linear(input_size, hidden_size)
+        self.w = nn.Linear(hidden_size, 1, bias=False)
+        self.last_weights = None
 
-    def forward(self, inputs, mask=None, temperature: float = 1.0):
+    @property
+    def num_modalities(self) -> int | None:
+        """K, or ``None`` when any number of modalities is accepted."""
+        return self._num_modalities
+
+    def _stack(self, inputs) -> torch.Tensor:
+        """The inputs as one tensor ``(N, *, K, E)``."""
         if isinstance(inputs, (list, tuple)):
+            if not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
+                raise ValueError("inputs must be a non-empty list of tensors (N, *, E)")
             shapes = {tuple(x.shape) for x in inputs}
             if len(shapes) != 1:
                 raise ValueError(f"inputs must all have the same shape (N, *, E), got {shapes}")
             inputs = torch.stack(list(inputs), dim=-2)  # (N, *, K, E)
-        if inputs.dim() < 3 or inputs.shape[-1] != self.input_size:
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() < 3 \
+                or inputs.shape[-1] != self.input_size:
             raise ValueError(f"inputs must be (N, *, K, E) with E = {self.input_size}, got shape "
-                             f"{tuple(inputs.shape)}")
-        if mask is not None:
-            check_shape(mask, tuple(inputs.shape[:-1]), "mask")
+                             f"{tuple(getattr(inputs, 'shape', ()))}")
+        K = self._num_modalities
+        if K is not None and inputs.shape[-2] != K:
+            raise ValueError(f"inputs must hold K = {K} modalities, got {inputs.shape[-2]}")
+        return inputs
+
+    def forward(self, inputs, present=None, temperature: float = 1.0,
+                return_weights: bool = False):
+        inputs = self._stack(inputs)
+        if present is not None:
+            present = torch.as_tensor(present, device=inputs.device)
+            if present.dtype != torch.bool:
+                raise ValueError(f"present must be a bool tensor (True = present), got dtype "
+                                 f"{present.dtype}")
+            if present.dim() == 1:
+                check_shape(present, (inputs.shape[-2],), "present")
+            else:
+                check_shape(present, tuple(inputs.shape[:-1]), "present")
         s = self.w(torch.tanh(self.proj(inputs)))  # (N, *, K, 1)
         if self.seed_bug:  # softmax over the size-one axis: all ones
-            alpha = masked_softmax(s, None if mask is None else mask.unsqueeze(-1), dim=-1,
-                                   temperature=temperature).squeeze(-1)
+            alpha = masked_softmax(s, None if present is None else present.unsqueeze(-1),
+                                   dim=-1, temperature=temperature).squeeze(-1)
         else:
-            alpha = masked_softmax(s.squeeze(-1), mask, dim=-1, temperature=temperature)
-        return (alpha.unsqueeze(-1) * inputs).sum(-2), alpha  # (N, *, E), (N, *, K)
+            alpha = masked_softmax(s.squeeze(-1), present, dim=-1, temperature=temperature)
+        Z = (alpha.unsqueeze(-1) * inputs).sum(-2)  # (N, *, E)
+        self.last_weights = alpha.detach()  # (N, *, K)
+        return (Z, alpha) if return_weights else Z
+
+    def extra_repr(self) -> str:
+        return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"num_modalities={self._num_modalities}, seed_bug={self.seed_bug}")
 
 
 # ----------------------------------------------------------------------------- multi-head
@@ -388,14 +496,20 @@ class MultiheadCrossModalAttention(nn.Module):
 
     Shape:
         - query: :math:`(N, L, E)`, key: :math:`(N, S, E_k)`, value: :math:`(N, S, E_v)`
-        - key_padding_mask: :math:`(N, S)` boolean, ``True`` = padding (as in torch)
-        - attn_mask: :math:`(L, S)` or :math:`(N, h, L, S)` boolean, ``True`` = may attend
+        - key_mask: :math:`(N, S)` bool, ``True`` = attend (the package's convention)
+        - key_padding_mask: :math:`(N, S)` as in ``nn.MultiheadAttention``: bool ``True`` =
+          padding, or float added to the scores (give this or ``key_mask``, not both)
+        - attn_mask: :math:`(L, S)` or :math:`(N, h, L, S)`, bool ``True`` = may attend
+          (the package's convention, as ``F.scaled_dot_product_attention``; note that
+          ``nn.MultiheadAttention``'s bool ``attn_mask`` means the opposite), or float added
         - returns ``(output (N, L, E), weights (N, h, L, S) or None)``
     """
 
     def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None,
                  vdim: int | None = None, bias: bool = True):
         super().__init__()
+        embed_dim = check_positive_int(embed_dim, "embed_dim")
+        num_heads = check_positive_int(num_heads, "num_heads")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads "
                              f"({num_heads})")
@@ -434,8 +548,42 @@ class MultiheadCrossModalAttention(nn.Module):
         N, T, _ = x.shape
         return x.view(N, T, self.num_heads, self.head_dim).transpose(1, 2)  # (N, h, T, E/h)
 
+    def _key_mask(self, key_mask, key_padding_mask, N: int, S: int):
+        """The keys' mask in the package's convention: ``(allowed, bias)``, each
+        ``(N, 1, 1, S)`` or ``None``; this is where torch's ``key_padding_mask`` is met."""
+        if key_mask is not None and key_padding_mask is not None:
+            raise ValueError("pass key_mask (True = attend) or key_padding_mask (torch's "
+                             "convention, True = padding), not both")
+        if key_padding_mask is not None:
+            check_shape(key_padding_mask, (N, S), "key_padding_mask")
+            if key_padding_mask.dtype == torch.bool:
+                key_mask = ~key_padding_mask  # torch: True = padding -> ours: True = attend
+            else:
+                key_mask = key_padding_mask  # float: added to the scores, as torch does
+        elif key_mask is not None:
+            check_shape(key_mask, (N, S), "key_mask")
+        if key_mask is None:
+            return None, None
+        return split_mask(key_mask[:, None, None, :], None,
+                          "key_padding_mask" if key_padding_mask is not None else "key_mask")
+
+    def _mask(self, key_mask, key_padding_mask, attn_mask, N: int, L: int, S: int):
+        """One mask for :func:`scaled_dot_product_attention`: bool when every part is bool,
+        else float (``-inf`` where forbidden, plus the biases)."""
+        k_allowed, k_bias = self._key_mask(key_mask, key_padding_mask, N, S)
+        a_allowed, a_bias = split_mask(attn_mask, (N, self.num_heads, L, S), "attn_mask")
+        allowed = [m for m in (k_allowed, a_allowed) if m is not None]
+        biases = [b for b in (k_bias, a_bias) if b is not None]
+        allowed = allowed[0] & allowed[1] if len(allowed) == 2 else (allowed or [None])[0]
+        if not biases:
+            return allowed
+        bias = biases[0] + biases[1] if len(biases) == 2 else biases[0]
+        if allowed is None:
+            return bias
+        return torch.where(allowed, bias, -math.inf)
+
     def forward(self, query, key, value=None, key_padding_mask=None, attn_mask=None,
-                need_weights: bool = True, temperature: float = 1.0):
+                need_weights: bool = True, temperature: float = 1.0, key_mask=None):
         value = key if value is None else value
         check_shape(query, ("N", None, self.embed_dim), "query")
         check_shape(key, ("N", "S", self.kdim), "key")
@@ -444,16 +592,7 @@ class MultiheadCrossModalAttention(nn.Module):
             raise ValueError(f"query and key must share N: got {tuple(query.shape)} and "
                              f"{tuple(key.shape)}")
         N, L, S = query.shape[0], query.shape[1], key.shape[1]
-        mask = None
-        if key_padding_mask is not None:
-            check_shape(key_padding_mask, (N, S), "key_padding_mask")
-            mask = ~key_padding_mask.bool()[:, None, None, :]  # (N, 1, 1, S), True = attend
-        if attn_mask is not None:
-            if attn_mask.dtype != torch.bool:
-                raise ValueError(f"attn_mask must be boolean (True = may attend), got "
-                                 f"{attn_mask.dtype}")
-            _check_mask(attn_mask, (N, self.num_heads, L, S), "attn_mask")
-            mask = attn_mask if mask is None else mask & attn_mask
+        mask = self._mask(key_mask, key_padding_mask, attn_mask, N, L, S)
         q = self._split(self.q_proj(query))  # (N, h, L, E/h)
         k, v = self._split(self.k_proj(key)), self._split(self.v_proj(value))  # (N, h, S, E/h)
         out, weights = scaled_dot_product_attention(q, k, v, mask, need_weights=need_weights,
@@ -479,7 +618,8 @@ class CrossModalTransformerBlock(nn.Module):
 
     Shape:
         - x: :math:`(N, L, E)`, source: :math:`(N, S, E_k)`,
-          key_padding_mask: :math:`(N, S)` (``True`` = padding)
+          key_mask: :math:`(N, S)` (``True`` = attend) or key_padding_mask (``True`` =
+          padding, as torch)
         - returns ``(y (N, L, E), weights (N, h, L, S))``
     """
 
@@ -495,9 +635,10 @@ class CrossModalTransformerBlock(nn.Module):
                                 nn.Linear(hidden, embed_dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, source, key_padding_mask=None, temperature: float = 1.0):
+    def forward(self, x, source, key_padding_mask=None, temperature: float = 1.0,
+                key_mask=None):
         kv = self.norm_kv(source)
         a, weights = self.attn(self.norm_q(x), kv, kv, key_padding_mask=key_padding_mask,
-                               temperature=temperature)
+                               temperature=temperature, key_mask=key_mask)
         x = x + self.dropout(a)
         return x + self.dropout(self.ff(self.norm_ff(x))), weights

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .utils import check_choice, check_positive_int, check_sizes
+from .utils import _fmt, check_choice, check_positive_int, check_sizes
 
 __all__ = [
     "Fusion",
@@ -34,11 +34,9 @@ __all__ = [
     "GatedFusion",
     "MultimodalModel",
     "check_modalities",
+    "FUSIONS",
+    "make_fusion",
 ]
-
-
-def _fmt(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
 def check_modalities(zs, in_features: Sequence, name: str = "zs") -> list:
@@ -290,6 +288,8 @@ class LateFusion(Fusion):
         self.heads = nn.ModuleList(nn.Linear(d, num_classes) if isinstance(d, int) else d
                                    for d in sizes)
         M = len(sizes)
+        # equal weights as a buffer, so that .weights follows the module's device and dtype
+        self.register_buffer("_uniform", torch.full((M,), 1.0 / M), persistent=False)
         if mode == "weighted":
             self.weight_logits = nn.Parameter(torch.zeros(M))
         elif mode == "meta":
@@ -348,7 +348,7 @@ class LateFusion(Fusion):
         if self.mode == "weighted":
             return torch.softmax(self.weight_logits, dim=0)
         if self.mode == "mean":
-            return torch.full((len(self.heads),), 1.0 / len(self.heads))
+            return self._uniform
         raise AttributeError("mode='meta' has no modality weights; see .meta")
 
     def forward(self, zs, present=None) -> torch.Tensor:
@@ -546,7 +546,8 @@ class MultimodalModel(nn.Module):
 
     Args:
         encoders: one module per modality (``nn.Identity()`` for raw features).
-        fusion: a module mapping a list of M tensors to one tensor.
+        fusion: a :class:`Fusion` over M modalities (any subclass: its ``forward(zs)``
+            maps a list of M tensors to one tensor).
         head: the module after the fusion (``None``: the fusion output is returned).
         arity: the number of positional inputs of each encoder (default: 1 each).
 
@@ -555,7 +556,7 @@ class MultimodalModel(nn.Module):
         - output: the head's output, e.g. :math:`(N, C)` logits
     """
 
-    def __init__(self, encoders: Sequence[nn.Module], fusion: nn.Module,
+    def __init__(self, encoders: Sequence[nn.Module], fusion: Fusion,
                  head: nn.Module | None = None, arity: Sequence[int] | None = None):
         super().__init__()
         if isinstance(encoders, nn.Module) and not isinstance(encoders, nn.ModuleList):
@@ -571,6 +572,12 @@ class MultimodalModel(nn.Module):
             raise ValueError(f"arity must hold {M} positive ints (one per encoder), "
                              f"got {arity!r}")
         self.arity = arity
+        if not isinstance(fusion, Fusion):
+            raise TypeError(f"fusion must be a mmbook.fusion.Fusion (forward(zs) -> one tensor "
+                            f"(N, out_features)), got {type(fusion).__name__}")
+        K = fusion.num_modalities
+        if K is not None and K != M:
+            raise ValueError(f"fusion takes {K} modalities but {M} encoders were given")
         self.fusion = fusion
         self.head = head if head is not None else nn.Identity()
 
@@ -591,3 +598,82 @@ class MultimodalModel(nn.Module):
 
     def forward(self, *inputs) -> torch.Tensor:
         return self.head(self.fusion(self.encode(*inputs)))
+
+
+# --------------------------------------------------------------------------- registry
+def _modality_attention(in_features, out_features=None, **kwargs):
+    from .attention import ModalityAttention  # attention builds on this module
+
+    sizes = check_sizes(in_features, "in_features")
+    if len(set(sizes)) != 1:
+        raise ValueError(f"'attention' needs equal in_features (it sums the modalities), got "
+                         f"{sizes}")
+    if out_features is not None and out_features != sizes[0]:
+        raise ValueError(f"'attention' returns in_features[0]={sizes[0]} features, got "
+                         f"out_features={out_features}")
+    return ModalityAttention(sizes[0], num_modalities=len(sizes), **kwargs)
+
+
+def _needs_out(cls):
+    def build(in_features, out_features=None, **kwargs):
+        if out_features is None:
+            raise ValueError(f"{cls.__name__} needs out_features")
+        return cls(in_features, out_features, **kwargs)
+    return build
+
+
+def _no_out(cls):
+    def build(in_features, out_features=None, **kwargs):
+        fusion = cls(in_features, **kwargs)
+        if out_features is not None and out_features != fusion.out_features:
+            raise ValueError(f"{cls.__name__} has out_features={fusion.out_features}, got "
+                             f"out_features={out_features}")
+        return fusion
+    return build
+
+
+#: The one registry of fusion names: name -> ``build(in_features, out_features=None,
+#: **kwargs)`` returning a :class:`Fusion`.
+FUSIONS = {
+    "concat": _no_out(ConcatFusion),
+    "tensor": _no_out(TensorFusion),
+    "weighted_sum": _needs_out(WeightedSumFusion),
+    "low_rank": _needs_out(LowRankTensorFusion),
+    "gated": _needs_out(GatedFusion),
+    "attention": _modality_attention,
+}
+
+
+def make_fusion(fusion, in_features: Sequence[int], out_features: int | None = None,
+                **kwargs) -> Fusion:
+    """A fusion module from a name in :data:`FUSIONS`, or a :class:`Fusion` checked as is.
+
+    Args:
+        fusion: a name (``"concat"``, ``"tensor"``, ``"weighted_sum"``, ``"low_rank"``,
+            ``"gated"``, ``"attention"``) or a :class:`Fusion` instance.
+        in_features: the modalities' feature sizes ``D_1, ..., D_M``.
+        out_features: E, for the fusions that learn a projection (``None`` otherwise).
+        **kwargs: passed to the class (``rank`` for ``"low_rank"``).
+
+    Returns:
+        the :class:`Fusion`; a module passed in must take ``len(in_features)`` modalities.
+
+    Examples:
+        >>> make_fusion("concat", (3, 5))
+        ConcatFusion(in_features=(3, 5), out_features=8)
+        >>> make_fusion("low_rank", (3, 5), 4, rank=2).out_features
+        4
+        >>> make_fusion("sum", (3, 5))
+        Traceback (most recent call last):
+        ...
+        ValueError: fusion must be one of ('concat', 'tensor', 'weighted_sum', 'low_rank', 'gated', 'attention') or a Fusion, got 'sum'
+    """
+    sizes = check_sizes(in_features, "in_features")
+    if isinstance(fusion, Fusion):
+        K = fusion.num_modalities
+        if K is not None and K != len(sizes):
+            raise ValueError(f"fusion takes {K} modalities, expected {len(sizes)}")
+        return fusion
+    if not isinstance(fusion, str) or fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {tuple(FUSIONS)} or a Fusion, got {fusion!r}")
+    return FUSIONS[fusion](sizes, out_features, **kwargs)

@@ -1,10 +1,6 @@
-"""Training: the losses the seeds name, optimizer steps from scratch, and a small ``Trainer``.
+"""Training: a small ``Trainer`` (chapter 5's from-scratch losses and optimizers are in
+:mod:`mmbook.optim`).
 
-* :func:`mse_loss` and :func:`cross_entropy` are written from their formulas (and
-  tested against ``torch.nn.functional``);
-* :func:`sgd_step` / :func:`adam_step` (and the ``torch.optim``-like wrappers
-  :class:`ScratchSGD`, :class:`ScratchAdam`) are the update rules written out (and
-  tested against ``torch.optim.SGD`` / ``torch.optim.Adam``);
 * :class:`Trainer` fits any model whose batches are tuples ``(*inputs, target)``,
   calling ``model(*inputs)`` to get logits, with history, early stopping and a
   progress display that stays quiet in the rendered book.
@@ -17,164 +13,21 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .utils import get_device
+from .utils import (
+    check_choice,
+    check_positive,
+    check_positive_int,
+    environment,
+    get_device,
+)
 
-__all__ = [
-    "mse_loss", "cross_entropy", "sgd_step", "adam_step", "ScratchSGD", "ScratchAdam",
-    "count_parameters", "Trainer",
-]
-
-
-# ----------------------------------------------------------------------------- losses
-def mse_loss(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error.
-
-    .. math:: \\mathcal{L} = \\frac{1}{n} \\sum_{i=1}^{n} (\\hat y_i - y_i)^2
-
-    Shape:
-        - input, target: any shape, the same for both
-        - output: scalar
-    """
-    if input.shape != target.shape:
-        raise ValueError(f"target must have the shape of input {tuple(input.shape)}, got "
-                         f"{tuple(target.shape)}")
-    return ((input - target) ** 2).mean()
-
-
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the softmax of ``logits`` with class indices (or probabilities).
-
-    .. math:: \\mathcal{L} = -\\frac{1}{N} \\sum_{n=1}^{N} \\log
-        \\frac{e^{z_{n, y_n}}}{\\sum_{c} e^{z_{n,c}}}
-        = \\frac{1}{N} \\sum_{n} \\Big(\\log \\sum_c e^{z_{n,c}} - z_{n, y_n}\\Big)
-
-    With probabilities :math:`p_{n,c}` as target, :math:`-\\frac1N\\sum_n\\sum_c p_{n,c}
-    \\log \\mathrm{softmax}(z_n)_c`. The log-sum-exp form avoids overflow.
-
-    Shape:
-        - logits: :math:`(N, C)`
-        - target: :math:`(N,)` integer classes, or :math:`(N, C)` probabilities
-        - output: scalar
-    """
-    if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}")
-    log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (N, C) log-softmax
-    if target.shape == logits.shape and target.is_floating_point():
-        return -(target * log_p).sum(1).mean()
-    if target.shape != logits.shape[:1] or target.is_floating_point():
-        raise ValueError(f"target must be integer classes of shape ({logits.shape[0]},) or "
-                         f"probabilities of shape {tuple(logits.shape)}, got "
-                         f"{tuple(target.shape)} {target.dtype}")
-    return -log_p.gather(1, target.long().unsqueeze(1)).mean()
-
-
-# ----------------------------------------------------------------------------- optimizers
-def _grads_of(params) -> list:
-    return [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-
-
-@torch.no_grad()
-def sgd_step(params, grads, state: dict, lr: float, momentum: float = 0.0) -> None:
-    """One step of (momentum) SGD, in place, exactly as ``torch.optim.SGD`` does it.
-
-    .. math:: b_t = \\mu\\, b_{t-1} + g_t \\;(b_1 = g_1),\\qquad
-              \\theta_t = \\theta_{t-1} - \\eta\\, b_t
-
-    With :math:`\\mu = 0` this is plain gradient descent, :math:`\\theta \\leftarrow
-    \\theta - \\eta g`.
-
-    Args:
-        params: the tensors to update.
-        grads: their gradients, in the same order.
-        state: a dict that keeps the momentum buffers between steps (start with ``{}``).
-        lr: the learning rate :math:`\\eta`.
-        momentum: :math:`\\mu`.
-    """
-    params, grads = list(params), list(grads)
-    if len(params) != len(grads):
-        raise ValueError(f"got {len(params)} params but {len(grads)} grads")
-    buffers = state.setdefault("momentum_buffer", [None] * len(params))
-    for i, (p, g) in enumerate(zip(params, grads)):
-        if momentum:
-            buffers[i] = g.clone() if buffers[i] is None else momentum * buffers[i] + g
-            g = buffers[i]
-        p -= lr * g
-
-
-@torch.no_grad()
-def adam_step(params, grads, state: dict, lr: float = 1e-3,
-              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-    """One Adam step, in place, as in Kingma & Ba (2015) and ``torch.optim.Adam``.
-
-    .. math::
-        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad
-        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2,\\\\
-        \\hat m_t = \\frac{m_t}{1-\\beta_1^t},\\quad
-        \\hat v_t = \\frac{v_t}{1-\\beta_2^t},\\quad
-        \\theta_t = \\theta_{t-1} - \\eta \\frac{\\hat m_t}{\\sqrt{\\hat v_t} + \\epsilon}
-
-    Args:
-        params, grads: as in :func:`sgd_step`.
-        state: a dict that keeps ``step``, ``m`` and ``v`` between steps (start with ``{}``).
-        lr: :math:`\\eta`; betas: :math:`(\\beta_1, \\beta_2)`; eps: :math:`\\epsilon`.
-    """
-    params, grads = list(params), list(grads)
-    if len(params) != len(grads):
-        raise ValueError(f"got {len(params)} params but {len(grads)} grads")
-    beta1, beta2 = betas
-    t = state["step"] = state.get("step", 0) + 1
-    m = state.setdefault("m", [torch.zeros_like(p) for p in params])
-    v = state.setdefault("v", [torch.zeros_like(p) for p in params])
-    for i, (p, g) in enumerate(zip(params, grads)):
-        m[i] = beta1 * m[i] + (1 - beta1) * g
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g
-        m_hat = m[i] / (1 - beta1 ** t)
-        v_hat = v[i] / (1 - beta2 ** t)
-        p -= lr * m_hat / (v_hat.sqrt() + eps)
-
-
-class _ScratchOptimizer:
-    """The ``torch.optim`` interface around a functional step: ``step()``, ``zero_grad()``."""
-
-    def __init__(self, params: Iterable[torch.Tensor], **hyper):
-        self.params = [p for p in params]
-        if not self.params:
-            raise ValueError("params is empty: pass model.parameters()")
-        self.hyper, self.state = hyper, {}
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
-
-    def step(self) -> None:
-        self._step(self.params, _grads_of(self.params), self.state, **self.hyper)
-
-
-class ScratchSGD(_ScratchOptimizer):
-    """SGD with optional momentum, written out (see :func:`sgd_step`)."""
-
-    _step = staticmethod(sgd_step)
-
-    def __init__(self, params, lr: float, momentum: float = 0.0):
-        super().__init__(params, lr=lr, momentum=momentum)
-
-
-class ScratchAdam(_ScratchOptimizer):
-    """Adam, written out (see :func:`adam_step`)."""
-
-    _step = staticmethod(adam_step)
-
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps)
+__all__ = ["count_parameters", "Trainer", "NonFiniteLossError"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -185,11 +38,12 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 # ----------------------------------------------------------------------------- progress
 def _live_display() -> bool:
     """True in a terminal or a notebook a person is watching; False under nbval/jupyter-book."""
-    if "google.colab" in sys.modules or os.environ.get("JPY_SESSION_NAME"):
-        return True  # Colab, or a kernel that a Jupyter server started for a notebook
-    if "ipykernel" in sys.modules:
-        return False  # a kernel driven by nbclient (nbval, jupyter-book): no live bars
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    where = environment()
+    if where in ("colab", "jupyter"):
+        return True
+    if where == "script":
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return False  # nbval, or a kernel driven by nbclient (jupyter-book): no live bars
 
 
 def _progress_mode(progress) -> str:
@@ -205,10 +59,12 @@ def _progress_mode(progress) -> str:
     return "bar" if _live_display() else "text"
 
 
-def _fmt_epoch(epoch: int, max_epochs: int, row: dict) -> str:
+def _fmt_epoch(epoch: int, max_epochs: int, row: dict, has_val: bool) -> str:
     parts = [f"epoch {epoch:>{len(str(max_epochs))}}/{max_epochs}"]
+    losses = ("train_loss", "val_loss") if has_val else ("train_loss",)
     for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
-        if key in row and not math.isnan(row[key]):
+        # a loss is always shown (NaN included: it is news); accuracies only when measured
+        if key in row and (key in losses or not math.isnan(row[key])):
             parts.append(f"{key} {row[key]:.4f}")
     parts.append(f"{row['epoch_time']:.2f}s")
     return "  ".join(parts)
@@ -226,6 +82,10 @@ def _accuracy_hits(logits: torch.Tensor, target: torch.Tensor) -> float:
     return math.nan
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A training loss was NaN or infinite (see :class:`Trainer`'s ``on_nonfinite``)."""
+
+
 class Trainer:
     """Fit a model with mini-batches, track the history, stop early on validation loss.
 
@@ -240,7 +100,7 @@ class Trainer:
             lr=0.1)``); default Adam with ``lr`` and ``weight_decay``.
         loss_fn: default ``torch.nn.functional.cross_entropy``.
         lr: learning rate of the default optimizer.
-        max_epochs: epochs to run at most.
+        max_epochs: epochs to run at most (a positive int).
         batch_size: batch size when ``fit`` receives a dataset (not a DataLoader).
         patience: stop when the validation loss has not improved for this many
             epochs and restore the best weights; ``None`` runs every epoch.
@@ -252,37 +112,59 @@ class Trainer:
             touching the global random state, so two fits from the same initial weights
             give the same result on CPU.
         weight_decay: L2 penalty of the default optimizer.
+        on_nonfinite: what a NaN or infinite *training* loss does. ``"raise"`` (default):
+            stop before that batch's update with :class:`NonFiniteLossError` naming the
+            epoch and batch; the model keeps the weights of the last finite step (or the
+            best epoch's, when early stopping kept them) and the history records the
+            epoch with ``train_loss`` NaN. ``"skip"``: leave that batch out (no update),
+            count it in ``history_["skipped_batches"]`` and go on.
 
     Attributes:
         history_: dict of lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
-            ``epoch_time`` (one entry per epoch run; NaN where not measured).
+            ``epoch_time``, ``skipped_batches`` (one entry per epoch run; NaN where not
+            measured).
         best_epoch_: epoch (1-based) with the lowest validation loss, or the last epoch.
         n_epochs_: epochs actually run.
         fit_time_: seconds spent in ``fit``.
         optimizer_: the optimizer used.
+        weights_: which weights the model holds after ``fit``, in words.
     """
 
     def __init__(self, model: nn.Module, optimizer=None, loss_fn: Callable | None = None, *,
                  lr: float = 1e-3, max_epochs: int = 10, batch_size: int = 64,
                  patience: int | None = None, device=None, progress=True, seed: int = 0,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, on_nonfinite: str = "raise"):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
-        self.lr, self.max_epochs, self.batch_size = lr, max_epochs, batch_size
-        self.patience, self.device, self.progress = patience, device, progress
-        self.seed, self.weight_decay = seed, weight_decay
+        self.lr = check_positive(lr, "lr")
+        self.max_epochs = check_positive_int(max_epochs, "max_epochs")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.patience = None if patience is None else check_positive_int(patience, "patience")
+        self.device, self.progress = device, progress
+        self.seed = seed
+        self.weight_decay = check_positive(weight_decay, "weight_decay", allow_zero=True)
+        self.on_nonfinite = check_choice(on_nonfinite, ("raise", "skip"), "on_nonfinite")
 
     # -- data
-    def _loader(self, data, shuffle: bool, generator=None) -> DataLoader:
+    def _loader(self, data, shuffle: bool, generator=None, name: str = "data") -> DataLoader:
+        dataset = data.dataset if isinstance(data, DataLoader) else data
+        if isinstance(data, (tuple, list)) and data and all(torch.is_tensor(d) for d in data):
+            sizes = {len(d) for d in data}
+            if len(sizes) != 1:
+                raise ValueError(f"{name}: the tensors (*inputs, target) must share their "
+                                 f"first dimension N, got shapes "
+                                 f"{[tuple(d.shape) for d in data]}")
+            dataset = TensorDataset(*data)
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"{name} must be a Dataset, a DataLoader or a tuple of tensors "
+                            f"(*inputs, target), got {type(data).__name__}")
+        if hasattr(dataset, "__len__") and len(dataset) == 0:
+            raise ValueError(f"{name} is empty (0 items): nothing to train or evaluate on")
         if isinstance(data, DataLoader):
             return data
-        if isinstance(data, (tuple, list)) and data and all(torch.is_tensor(d) for d in data):
-            data = TensorDataset(*data)
-        if not isinstance(data, Dataset):
-            raise TypeError("data must be a Dataset, a DataLoader or a tuple of tensors "
-                            f"(*inputs, target), got {type(data).__name__}")
-        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          generator=generator)
 
     def _ready(self) -> None:
         """Pick the device, move the model there, choose the loss (no optimizer yet)."""
@@ -291,10 +173,6 @@ class Trainer:
         self.loss_fn_ = self.loss_fn or nn.functional.cross_entropy
 
     def _setup(self, has_val: bool) -> None:
-        if self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be None or >= 1, got {self.patience}")
         if self.patience is not None and not has_val:
             raise ValueError("patience watches the validation loss: pass val_data to fit")
         self._ready()
@@ -307,14 +185,29 @@ class Trainer:
         self.optimizer_ = opt
 
     # -- one pass
-    def _run_epoch(self, loader, train: bool) -> tuple[float, float]:
+    def _nonfinite(self, loss, epoch: int, batch: int, n_batches) -> bool:
+        """Handle a non-finite training loss: True to skip the batch; raise otherwise."""
+        if self.on_nonfinite == "skip":
+            self._skipped += 1
+            return True
+        where = f"epoch {epoch}, batch {batch + 1}" + (f" of {n_batches}" if n_batches else "")
+        self._failure = f"non-finite training loss ({loss.item()}) at {where}"
+        raise NonFiniteLossError(f"{self._failure}; no update was made from it. Check the "
+                                 f"inputs for NaN/inf (mmbook.utils.check_finite), lower lr, "
+                                 f"or pass on_nonfinite='skip'")
+
+    def _run_epoch(self, loader, train: bool, epoch: int = 0) -> tuple[float, float]:
         self.model.train(train)
         total_loss, hits, n = 0.0, 0.0, 0
+        n_batches = len(loader) if hasattr(loader, "__len__") else None
         with torch.set_grad_enabled(train):
-            for batch in loader:
+            for b, batch in enumerate(loader):
                 *inputs, target = _move(batch, self.device_)
                 logits = self.model(*inputs)
                 loss = self.loss_fn_(logits, target)
+                if train and not bool(torch.isfinite(loss.detach()).all()):
+                    if self._nonfinite(loss, epoch, b, n_batches):
+                        continue
                 if train:
                     self.optimizer_.zero_grad()
                     loss.backward()
@@ -324,24 +217,33 @@ class Trainer:
                 hits += _accuracy_hits(logits.detach(), target)
                 n += size
         if n == 0:
-            raise ValueError("data is empty")
+            return math.nan, math.nan  # every batch skipped
         return total_loss / n, hits / n
 
     # -- public API
     def fit(self, train_data, val_data=None) -> Trainer:
-        """Train for up to ``max_epochs`` epochs; return ``self``."""
+        """Train for up to ``max_epochs`` epochs; return ``self``.
+
+        Raises:
+            ValueError: empty data, or ``patience`` without ``val_data``.
+            NonFiniteLossError: a NaN/inf training loss with ``on_nonfinite="raise"``.
+        """
         start = time.perf_counter()
         self._setup(val_data is not None)
         self.history_ = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc",
-                                         "epoch_time")}
+                                         "epoch_time", "skipped_batches")}
         devices = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            generator = torch.Generator().manual_seed(self.seed)
-            train_loader = self._loader(train_data, shuffle=True, generator=generator)
-            val_loader = None if val_data is None else self._loader(val_data, shuffle=False)
-            self._epochs(train_loader, val_loader)
-        self.fit_time_ = time.perf_counter() - start
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)
+                generator = torch.Generator().manual_seed(self.seed)
+                train_loader = self._loader(train_data, shuffle=True, generator=generator,
+                                            name="train_data")
+                val_loader = None if val_data is None else self._loader(
+                    val_data, shuffle=False, name="val_data")
+                self._epochs(train_loader, val_loader)
+        finally:
+            self.fit_time_ = time.perf_counter() - start
         return self
 
     def _epochs(self, train_loader, val_loader) -> None:
@@ -351,37 +253,70 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.max_epochs, desc="epochs", leave=True)
-        best_loss, best_state, waited = math.inf, None, 0
-        self.best_epoch_ = 0
-        for epoch in range(1, self.max_epochs + 1):
-            t0 = time.perf_counter()
-            train_loss, train_acc = self._run_epoch(train_loader, train=True)
-            val_loss, val_acc = (math.nan, math.nan) if val_loader is None else \
-                self._run_epoch(val_loader, train=False)
-            row = dict(train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                       val_acc=val_acc, epoch_time=time.perf_counter() - t0)
-            for k, v in row.items():
-                self.history_[k].append(v)
-            watched = train_loss if val_loader is None else val_loss
-            if watched < best_loss:
-                best_loss, self.best_epoch_, waited = watched, epoch, 0
-                if self.patience is not None:
-                    best_state = copy.deepcopy(self.model.state_dict())
-            else:
-                waited += 1
-            stop = self.patience is not None and waited >= self.patience
-            self._report(mode, bar, epoch, row, last=stop or epoch == self.max_epochs)
-            if stop:
-                break
-        self.n_epochs_ = epoch
-        if bar is not None:
-            bar.close()
-        if best_state is not None and val_loader is not None:
-            self.model.load_state_dict(best_state)
-        if mode == "text" and self.n_epochs_ < self.max_epochs:
-            print(f"early stop after epoch {self.n_epochs_}; restored epoch {self.best_epoch_}")
+        self._best, self._failure = (math.inf, None), None  # (loss, state_dict copy)
+        self.best_epoch_, self.n_epochs_, waited = 0, 0, 0
+        try:
+            for epoch in range(1, self.max_epochs + 1):
+                self.n_epochs_ = epoch
+                t0 = time.perf_counter()
+                self._skipped = 0
+                try:
+                    train_loss, train_acc = self._run_epoch(train_loader, True, epoch)
+                except NonFiniteLossError:
+                    self._record(dict(train_loss=math.nan, train_acc=math.nan,
+                                      val_loss=math.nan, val_acc=math.nan,
+                                      epoch_time=time.perf_counter() - t0))
+                    raise
+                val_loss, val_acc = (math.nan, math.nan) if val_loader is None else \
+                    self._run_epoch(val_loader, train=False)
+                row = dict(train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+                           val_acc=val_acc, epoch_time=time.perf_counter() - t0)
+                self._record(row)
+                watched = train_loss if val_loader is None else val_loss
+                if watched < self._best[0]:
+                    self.best_epoch_, waited = epoch, 0
+                    state = (copy.deepcopy(self.model.state_dict())
+                             if self.patience is not None else None)
+                    self._best = (watched, state)
+                else:
+                    waited += 1
+                stop = self.patience is not None and waited >= self.patience
+                self._report(mode, bar, epoch, row, stop or epoch == self.max_epochs,
+                             val_loader is not None)
+                if stop:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+            self._finish(mode, failed=getattr(self, "_failure", None))
 
-    def _report(self, mode: str, bar, epoch: int, row: dict, last: bool) -> None:
+    def _record(self, row: dict) -> None:
+        for k, v in row.items():
+            self.history_[k].append(v)
+        self.history_["skipped_batches"].append(self._skipped)
+
+    def _finish(self, mode: str, failed) -> None:
+        """Restore the best weights when early stopping kept them; say which the model holds."""
+        self._failure = None
+        state = self._best[1]
+        if state is not None and (failed or self.best_epoch_ != self.n_epochs_):
+            self.model.load_state_dict(state)
+            self.weights_ = f"restored epoch {self.best_epoch_} (lowest validation loss)"
+        elif failed:
+            self.weights_ = ("the last finite update (no epoch had a finite loss to restore)"
+                             if self.best_epoch_ == 0 else
+                             f"the last finite update of epoch {self.n_epochs_} (not restored)")
+        else:
+            self.weights_ = f"epoch {self.n_epochs_} (the last)"
+        skipped = sum(self.history_["skipped_batches"])
+        if mode == "text" and (failed or skipped or self.n_epochs_ < self.max_epochs):
+            what = (f"stopped: {failed}" if failed else
+                    f"early stop after epoch {self.n_epochs_}"
+                    if self.n_epochs_ < self.max_epochs else f"{self.n_epochs_} epochs")
+            extra = f"; skipped {skipped} non-finite batches" if skipped else ""
+            print(f"{what}{extra}; the model holds {self.weights_}")
+
+    def _report(self, mode: str, bar, epoch: int, row: dict, last: bool, has_val: bool) -> None:
         if mode == "bar":
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()
@@ -389,7 +324,7 @@ class Trainer:
         elif mode == "text":
             every = max(1, math.ceil(self.max_epochs / 10))
             if epoch % every == 0 or epoch == 1 or last:
-                print(_fmt_epoch(epoch, self.max_epochs, row), flush=True)
+                print(_fmt_epoch(epoch, self.max_epochs, row, has_val), flush=True)
 
     def _check_ready(self) -> None:
         if not hasattr(self, "device_"):
@@ -400,6 +335,35 @@ class Trainer:
         self._check_ready()
         loss, acc = self._run_epoch(self._loader(data, shuffle=False), train=False)
         return {"loss": loss, "accuracy": acc}
+
+    def results_row(self, test_data, **columns) -> dict:
+        """One row of a results table for the fitted model.
+
+        Args:
+            test_data: what :meth:`evaluate` takes.
+            **columns: leading columns (e.g. ``model="CNN"``).
+
+        Returns:
+            ``{**columns, "parameters", "epochs", "best epoch", "test accuracy",
+            "fit time (s)"}``: trainable parameters (:func:`count_parameters`), epochs
+            run, the best epoch, accuracy on ``test_data`` and the seconds ``fit`` took.
+
+        Examples:
+            >>> x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
+            >>> trainer = Trainer(nn.Linear(3, 2), max_epochs=2, progress=False,
+            ...                   device="cpu").fit((x, y))
+            >>> row = trainer.results_row((x, y), model="linear")
+            >>> list(row)
+            ['model', 'parameters', 'epochs', 'best epoch', 'test accuracy', 'fit time (s)']
+            >>> row["parameters"], row["epochs"]
+            (8, 2)
+        """
+        if not hasattr(self, "fit_time_"):
+            raise RuntimeError("results_row needs a fitted Trainer: call fit first")
+        return {**columns, "parameters": count_parameters(self.model),
+                "epochs": self.n_epochs_, "best epoch": self.best_epoch_,
+                "test accuracy": self.evaluate(test_data)["accuracy"],
+                "fit time (s)": self.fit_time_}
 
     @torch.no_grad()
     def predict(self, data) -> torch.Tensor:

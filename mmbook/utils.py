@@ -357,8 +357,13 @@ def seed_from_env(default: int = 0) -> int:
 
 
 def environment() -> str:
-    """Where the code runs: ``"colab"``, ``"nbval"`` (under the notebook tests),
-    ``"ipykernel"`` (Jupyter), or ``"script"``."""
+    """Where the code runs, the one place the package asks.
+
+    Returns:
+        ``"colab"``; ``"nbval"`` (under the tests: pytest, or a kernel it started);
+        ``"jupyter"`` (a kernel that a Jupyter server started for a person: live);
+        ``"ipykernel"`` (a kernel driven headless, e.g. by jupyter-book); or ``"script"``.
+    """
     import sys
 
     if "google.colab" in sys.modules:
@@ -366,5 +371,5 @@ def environment() -> str:
     if os.environ.get("PYTEST_CURRENT_TEST") or "nbval" in sys.modules:
         return "nbval"
     if "ipykernel" in sys.modules:
-        return "ipykernel"
+        return "jupyter" if os.environ.get("JPY_SESSION_NAME") else "ipykernel"
     return "script"

@@ -54,8 +54,10 @@ def test_masked_softmax_fully_masked_row_is_zero_and_grad_finite():
 def test_masked_softmax_bad_inputs():
     with pytest.raises(ValueError, match="temperature"):
         masked_softmax(torch.randn(3), temperature=0)
-    with pytest.raises(ValueError, match="boolean"):
-        masked_softmax(torch.randn(3), torch.ones(3))
+    with pytest.raises(ValueError, match="bool .* or floating"):
+        masked_softmax(torch.randn(3), torch.ones(3, dtype=torch.int64))
+    with pytest.raises(ValueError, match="NaN or \\+inf"):
+        masked_softmax(torch.randn(3), torch.tensor([0.0, float("nan"), 0.0]))
     with pytest.raises(ValueError, match="broadcast"):
         masked_softmax(torch.randn(2, 3), torch.ones(2, 4, dtype=torch.bool))
 
@@ -205,17 +207,19 @@ def test_coattention_both_directions():
 def test_modality_attention_weights_and_mask():
     ma = ModalityAttention(8, 5)
     xs = [torch.randn(4, 8) for _ in range(3)]
-    Z, alpha = ma(xs)
+    Z, alpha = ma(xs, return_weights=True)
     assert alpha.shape == (4, 3)
+    assert_close(ma(xs), Z)  # one tensor by default, the weights kept as an attribute
+    assert_close(ma.last_weights, alpha.detach())
     assert_close(alpha.sum(-1), torch.ones(4))
     assert_close(Z, sum(alpha[:, k:k + 1] * xs[k] for k in range(3)))
     assert alpha.std(0).max() > 0  # input-dependent
     mask = torch.tensor([[True, False, True]]).expand(4, 3)
-    _, alpha_m = ma(xs, mask)
+    _, alpha_m = ma(xs, mask, return_weights=True)
     assert (alpha_m[:, 1] == 0).all()
     # removing a modality renormalises the others: their ratios do not change
     assert_close(alpha_m[:, 0] / alpha_m[:, 2], alpha[:, 0] / alpha[:, 2])
-    Zs, alpha_s = ma(torch.randn(4, 6, 3, 8))  # (N, T, K, E)
+    Zs, alpha_s = ma(torch.randn(4, 6, 3, 8), return_weights=True)  # (N, T, K, E)
     assert Zs.shape == (4, 6, 8) and alpha_s.shape == (4, 6, 3)
     with pytest.raises(ValueError, match="same shape"):
         ma([torch.randn(4, 8), torch.randn(4, 7)])
@@ -348,7 +352,7 @@ def test_lstm_attention_fusion_seed_bug_and_concat():
     _, att = buggy(images, audio, lengths, return_attention=True)
     for beta in att["modality"].values():
         assert_close(beta, torch.ones_like(beta))
-    concat = _model(fusion="concat")
+    concat = _model(attention=False)
     assert concat(images, audio, lengths).shape == (4, 3)
     assert not hasattr(concat, "cross")
     assert concat.last_attention_["cross"] == {}

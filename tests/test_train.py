@@ -10,16 +10,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mmbook import train as T
-from mmbook.train import (
+from mmbook.optim import (
     ScratchAdam,
     ScratchSGD,
-    Trainer,
     adam_step,
-    count_parameters,
     cross_entropy,
     mse_loss,
     sgd_step,
 )
+from mmbook.train import Trainer, count_parameters
 
 
 # ----------------------------------------------------------------------------- losses
@@ -256,3 +255,114 @@ def test_progress_bar_mode_runs(capsys):
     x, y = _blobs()
     Trainer(_mlp(), max_epochs=2, progress="bar", device="cpu").fit((x, y))
     assert "epochs" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- edge cases (issue 11)
+def _nan_batch_data():
+    """Blobs whose 6th item holds a NaN feature: with batch_size 4 it is in batch 2."""
+    x, y = _blobs(16)
+    x[5, 0] = float("nan")
+    return x, y
+
+
+def test_nonfinite_loss_stops_with_epoch_and_batch_and_keeps_last_finite_weights(capsys):
+    x, y = _nan_batch_data()
+    model = _mlp()
+    tr = Trainer(model, max_epochs=3, batch_size=4, progress="text", device="cpu")
+    # a DataLoader without shuffling, so the NaN is in batch 2 of epoch 1
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    with pytest.raises(T.NonFiniteLossError, match=r"epoch 1, batch 2 of 4"):
+        tr.fit(loader)
+    # the history records the failed epoch, its loss NaN
+    assert len(tr.history_["train_loss"]) == 1 and math.isnan(tr.history_["train_loss"][0])
+    # the weights are finite: the NaN batch made no update, and the message says what is held
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    out = capsys.readouterr().out
+    assert "restored epoch 0" not in out
+    assert "the model holds the last finite update" in out and "batch 2" in out
+
+
+def test_nonfinite_loss_restores_best_epoch_when_early_stopping_kept_it():
+    x, y = _blobs(16)
+    xv, yv = _blobs(8, seed=1)
+    calls = {"n": 0}
+
+    def loss_fn(logits, target):  # finite for two epochs (4 batches each), then NaN
+        calls["n"] += 1
+        loss = F.cross_entropy(logits, target)
+        return loss * float("nan") if calls["n"] > 8 + 2 * 2 and logits.requires_grad else loss
+
+    tr = Trainer(_mlp(), loss_fn=loss_fn, max_epochs=5, batch_size=4, patience=2,
+                 progress=False, device="cpu")
+    with pytest.raises(T.NonFiniteLossError, match="epoch 3"):
+        tr.fit(DataLoader(TensorDataset(x, y), batch_size=4), (xv, yv))
+    assert tr.weights_.startswith(f"restored epoch {tr.best_epoch_}") and tr.best_epoch_ >= 1
+    torch.testing.assert_close(tr.evaluate((xv, yv))["loss"],
+                               tr.history_["val_loss"][tr.best_epoch_ - 1])
+
+
+def test_nonfinite_loss_skip_option_counts_and_continues():
+    x, y = _nan_batch_data()
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    tr = Trainer(_mlp(), max_epochs=2, progress=False, device="cpu", on_nonfinite="skip")
+    tr.fit(loader)
+    assert tr.history_["skipped_batches"] == [1, 1]
+    assert all(math.isfinite(v) for v in tr.history_["train_loss"])
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        Trainer(_mlp(), on_nonfinite="ignore")
+
+
+def test_progress_line_shows_a_nan_loss_instead_of_dropping_it():
+    row = dict(train_loss=math.nan, train_acc=math.nan, val_loss=0.5, val_acc=0.9,
+               epoch_time=0.1)
+    line = T._fmt_epoch(1, 3, row, has_val=True)
+    assert "train_loss nan" in line and "val_loss 0.5000" in line
+    assert "train_acc" not in line
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(max_epochs=2.0), r"max_epochs must be a positive int, got 2\.0"),
+    (dict(max_epochs=0), "max_epochs"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(patience=0), "patience"),
+    (dict(lr=-1.0), "lr"),
+    (dict(weight_decay=-0.1), "weight_decay"),
+])
+def test_trainer_rejects_parameters_outside_their_domain(bad, match):
+    with pytest.raises(ValueError, match=match):
+        Trainer(_mlp(), **bad)
+
+
+def test_trainer_rejects_empty_data_clearly():
+    x, y = _blobs()
+    empty = (x[:0], y[:0])
+    with pytest.raises(ValueError, match=r"train_data is empty \(0 items\)"):
+        Trainer(_mlp(), progress=False, device="cpu").fit(empty)
+    with pytest.raises(ValueError, match="val_data is empty"):
+        Trainer(_mlp(), progress=False, device="cpu").fit((x, y), empty)
+    with pytest.raises(ValueError, match="data is empty"):
+        Trainer(_mlp(), progress=False, device="cpu").evaluate(empty)
+    with pytest.raises(ValueError, match="first dimension N"):
+        Trainer(_mlp(), progress=False, device="cpu").fit((x, y[:5]))
+
+
+def test_results_row_matches_its_parts():
+    x, y = _blobs()
+    tr = Trainer(_mlp(), max_epochs=3, progress=False, device="cpu").fit((x, y))
+    row = tr.results_row((x, y), model="mlp")
+    assert row["model"] == "mlp" and row["parameters"] == count_parameters(tr.model)
+    assert row["epochs"] == tr.n_epochs_ == 3 and row["fit time (s)"] == tr.fit_time_
+    assert row["test accuracy"] == tr.evaluate((x, y))["accuracy"]
+    with pytest.raises(RuntimeError, match="fit"):
+        Trainer(_mlp()).results_row((x, y))
+
+
+@pytest.mark.parametrize("cls, kwargs, match", [
+    (ScratchSGD, dict(lr=0.0), "lr"),
+    (ScratchSGD, dict(lr=0.1, momentum=1.0), "momentum"),
+    (ScratchAdam, dict(betas=(0.9, 1.0)), r"betas\[1\]"),
+    (ScratchAdam, dict(eps=0.0), "eps"),
+])
+def test_scratch_optimizers_check_their_hyperparameters(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(_mlp().parameters(), **kwargs)

@@ -9,6 +9,8 @@ from torch import nn
 
 from ..attention import ModalityAttention, MultiheadCrossModalAttention
 from ..encoders import AudioEncoder
+from ..fusion import make_fusion
+from ..utils import check_positive_int, check_probability, check_sizes
 
 __all__ = ["LSTMAttentionFusion", "image_to_sequence"]
 
@@ -48,7 +50,7 @@ class LSTMAttentionFusion(nn.Module):
         z^{(m)}_t &= \beta^{(m)}_{t,m} h^{(m)}_t + \sum_{n \neq m} \beta^{(m)}_{t,n}
         c^{(m \leftarrow n)}_t, \quad \beta^{(m)}_t = \mathrm{softmax}_n\big(
         w^\top \tanh(W [\cdot])\big) \\
-        \hat y &= \mathrm{MLP}\Big(\big[\bar z^{(1)}; \dots; \bar z^{(M)}\big]\Big), \quad
+        \hat y &= \mathrm{MLP}\Big(\mathrm{fuse}\big(\bar z^{(1)}, \dots, \bar z^{(M)}\big)\Big), \quad
         \bar z^{(m)} = \frac{1}{\ell_m} \sum_{t \le \ell_m} z^{(m)}_t
 
     How the steps are aligned: the seed pairs step :math:`t` of every modality, which
@@ -58,8 +60,10 @@ class LSTMAttentionFusion(nn.Module):
     masked), and the seed's per-step weights over modalities become :math:`\beta`:
     how much step :math:`t` keeps of its own state versus what it read in the other
     modalities (softmax over the M candidates, never trivially 1 even for M = 2).
-    ``fusion="concat"`` skips both attentions (:math:`z^{(m)}_t = h^{(m)}_t`): the same
-    model without attention, the fair baseline. ``seed_bug=True`` takes the
+    ``attention=False`` skips both attentions (:math:`z^{(m)}_t = h^{(m)}_t`): the same
+    model without attention, the fair baseline. The pooled vectors are joined by
+    ``fusion``, any :class:`~mmbook.fusion.Fusion` (default: concatenation, the seeds'
+    choice). ``seed_bug=True`` takes the
     :math:`\beta` softmax over a size-one axis as the seed's code does (all weights 1).
 
     Args:
@@ -69,7 +73,12 @@ class LSTMAttentionFusion(nn.Module):
         num_layers: stacked LSTM layers per modality.
         num_classes: C, classes of the classifier.
         num_heads: heads of each cross-modal attention (H must be divisible by it).
-        fusion: ``"attention"`` or ``"concat"``.
+        fusion: how the M pooled vectors :math:`\bar z^{(m)}` ``(N, H)`` become one: a
+            name in :data:`mmbook.fusion.FUSIONS` (``"concat"``, ``"gated"``,
+            ``"low_rank"`` ...; those that learn a projection map to H features) or a
+            :class:`~mmbook.fusion.Fusion` over M inputs of H features.
+        attention: cross-modal and modality attention at every step (False: the
+            baseline without attention).
         image_as: how a 4-D input :math:`(N, C, H, W)` is read: ``"rows"`` or ``"patches"``.
         patch_size: p, for ``image_as="patches"``.
         dropout: dropout on the pooled features.
@@ -96,28 +105,35 @@ class LSTMAttentionFusion(nn.Module):
     """
 
     def __init__(self, input_dims: Sequence[int], hidden_dim: int, num_layers: int = 1,
-                 num_classes: int = 10, num_heads: int = 1, fusion: str = "attention",
-                 image_as: str = "rows", patch_size: int = 4, dropout: float = 0.0,
-                 seed_bug: bool = False, modality_names: Sequence[str] | None = None):
+                 num_classes: int = 10, num_heads: int = 1, fusion="concat",
+                 attention: bool = True, image_as: str = "rows", patch_size: int = 4,
+                 dropout: float = 0.0, seed_bug: bool = False,
+                 modality_names: Sequence[str] | None = None, rank: int = 4):
         super().__init__()
-        self.input_dims = tuple(int(d) for d in input_dims)
+        self.input_dims = check_sizes(input_dims, "input_dims")
         if len(self.input_dims) < 2:
             raise ValueError(f"input_dims must list at least 2 modalities, got {input_dims}")
-        if fusion not in ("attention", "concat"):
-            raise ValueError(f"fusion must be 'attention' or 'concat', got {fusion!r}")
+        hidden_dim = check_positive_int(hidden_dim, "hidden_dim")
+        check_positive_int(num_classes, "num_classes")
+        check_probability(dropout, "dropout", allow_one=False)
         M = self.num_modalities = len(self.input_dims)
-        self.hidden_dim, self.num_heads, self.fusion = hidden_dim, num_heads, fusion
+        self.hidden_dim, self.num_heads, self.attention = hidden_dim, num_heads, bool(attention)
         self.image_as, self.patch_size = image_as, patch_size
         self.modality_names = tuple(modality_names or (f"m{m}" for m in range(M)))
         self.encoders = nn.ModuleList(AudioEncoder(d, hidden_dim, num_layers)
                                       for d in self.input_dims)
         self.pairs = [(m, n) for m in range(M) for n in range(M) if m != n]
-        if fusion == "attention":
+        if self.attention:
             self.cross = nn.ModuleList(MultiheadCrossModalAttention(hidden_dim, num_heads)
                                        for _ in self.pairs)
             self.modality_attention = nn.ModuleList(
-                ModalityAttention(hidden_dim, seed_bug=seed_bug) for _ in range(M))
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(M * hidden_dim, hidden_dim),
+                ModalityAttention(hidden_dim, seed_bug=seed_bug, num_modalities=M)
+                for _ in range(M))
+        kwargs = {"rank": rank} if fusion == "low_rank" else {}
+        out = None if fusion in ("concat", "tensor", "attention") else hidden_dim
+        self.fusion = make_fusion(fusion, (hidden_dim,) * M, out, **kwargs)
+        self.head = nn.Sequential(nn.Dropout(dropout),
+                                  nn.Linear(self.fusion.out_features, hidden_dim),
                                   nn.ReLU(), nn.Linear(hidden_dim, num_classes))
         self.last_attention_ = None
 
@@ -164,27 +180,28 @@ class LSTMAttentionFusion(nn.Module):
         contexts = {}
         cross = {}
         for (m, n), att in zip(self.pairs, self.cross):
-            c, w = att(states[m], states[n], key_padding_mask=~masks[n],
+            c, w = att(states[m], states[n], key_mask=masks[n],
                        temperature=temperature)  # (N, T_m, H), (N, h, T_m, T_n)
             contexts[m, n], cross[m, n] = c, w
         fused, beta = [], {}
         for m in range(M):
             cands = [states[m] if n == m else contexts[m, n] for n in range(M)]
-            z, b = self.modality_attention[m](cands, temperature=temperature)  # (N,T,H),(N,T,M)
+            z, b = self.modality_attention[m](cands, temperature=temperature,
+                                              return_weights=True)  # (N, T, H), (N, T, M)
             fused.append(z)
             beta[m] = b
         return fused, {"cross": cross, "modality": beta}
 
     def forward(self, *inputs, return_attention: bool = False, temperature: float = 1.0):
         states, masks = self.encode(*inputs)
-        if self.fusion == "attention":
+        if self.attention:
             fused, attention = self._attend(states, masks, temperature)
         else:
             fused, attention = states, {"cross": {}, "modality": {}}
         attention["mask"] = dict(enumerate(masks))
         pooled = [(z * mk.unsqueeze(-1)).sum(1) / mk.sum(1, keepdim=True).clamp_min(1)
                   for z, mk in zip(fused, masks)]  # M x (N, H), masked mean over time
-        logits = self.head(torch.cat(pooled, dim=-1))  # (N, C)
+        logits = self.head(self.fusion(pooled))  # (N, C)
         self.last_attention_ = _detach(attention)
         return (logits, attention) if return_attention else logits
 
