@@ -14,20 +14,17 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .attention import lengths_to_mask  # re-exported: one definition
-from .utils import check_shape
+from .utils import (  # lengths_to_mask is re-exported: one definition, in utils
+    check_choice,
+    check_lengths,
+    check_positive_int,
+    check_probability,
+    check_shape,
+    check_sizes,
+    lengths_to_mask,
+)
 
 __all__ = ["ImageEncoder", "AudioEncoder", "MLPEncoder", "lengths_to_mask"]
-
-
-def _as_sizes(sizes, name: str) -> tuple[int, ...]:
-    """Validate a tuple of positive layer sizes."""
-    if isinstance(sizes, int):
-        sizes = (sizes,)
-    sizes = tuple(sizes)
-    if not all(isinstance(s, int) and s > 0 for s in sizes):
-        raise ValueError(f"{name} must be positive ints, got {sizes}")
-    return sizes
 
 
 class ImageEncoder(nn.Module):
@@ -53,7 +50,10 @@ class ImageEncoder(nn.Module):
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32),
                  out_features: int = 64, image_size: int = 28):
         super().__init__()
-        channels = _as_sizes(channels, "channels")
+        channels = check_sizes(channels, "channels")
+        in_channels = check_positive_int(in_channels, "in_channels")
+        out_features = check_positive_int(out_features, "out_features")
+        image_size = check_positive_int(image_size, "image_size")
         if image_size // 2 ** len(channels) < 1:
             raise ValueError(f"image_size={image_size} is too small for {len(channels)} "
                              f"pooling blocks (each halves it)")
@@ -104,8 +104,10 @@ class AudioEncoder(nn.Module):
                  cell: str = "lstm", bidirectional: bool = False, dropout: float = 0.0):
         super().__init__()
         rnn_classes = {"lstm": nn.LSTM, "gru": nn.GRU}
-        if cell not in rnn_classes:
-            raise ValueError(f"cell must be one of {sorted(rnn_classes)}, got {cell!r}")
+        check_choice(cell, tuple(rnn_classes), "cell")
+        input_size = check_positive_int(input_size, "input_size")
+        hidden_size = check_positive_int(hidden_size, "hidden_size")
+        check_probability(dropout, "dropout", allow_one=False)
         self.input_size, self.hidden_size, self.cell = input_size, hidden_size, cell
         self.num_directions = 2 if bidirectional else 1
         self.out_features = hidden_size * self.num_directions
@@ -116,16 +118,12 @@ class AudioEncoder(nn.Module):
 
     def _check(self, x, lengths):
         check_shape(x, (None, None, self.input_size), "x")
+        if x.shape[1] == 0:
+            raise ValueError(f"x has length T=0 (shape {tuple(x.shape)} as (N, T, F)): a "
+                             f"recurrent encoder needs at least one frame")
         if lengths is None:
             return None
-        lengths = torch.as_tensor(lengths)
-        check_shape(lengths, (x.shape[0],), "lengths")
-        if lengths.is_floating_point() or lengths.is_complex():
-            raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
-        if len(lengths) and (lengths.min() < 1 or lengths.max() > x.shape[1]):
-            raise ValueError(f"lengths must lie in [1, T={x.shape[1]}], got values from "
-                             f"{int(lengths.min())} to {int(lengths.max())}")
-        return lengths
+        return check_lengths(lengths, x.shape[0], x.shape[1], min_length=1)
 
     def _last_state(self, h_n: torch.Tensor) -> torch.Tensor:
         """The top layer's final state(s): (layers * dirs, N, H) -> (N, dirs * H)."""
@@ -171,7 +169,10 @@ class MLPEncoder(nn.Module):
     def __init__(self, in_features: int, hidden_sizes: Sequence[int] = (64,),
                  out_features: int = 64, dropout: float = 0.0):
         super().__init__()
-        hidden_sizes = _as_sizes(hidden_sizes, "hidden_sizes")
+        hidden_sizes = check_sizes(hidden_sizes, "hidden_sizes") if len(hidden_sizes) else ()
+        in_features = check_positive_int(in_features, "in_features")
+        out_features = check_positive_int(out_features, "out_features")
+        check_probability(dropout, "dropout", allow_one=False)
         self.in_features, self.out_features = in_features, out_features
         layers, d_in = [], in_features
         for d_out in hidden_sizes:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .utils import check_shape
+from .utils import check_choice, check_dtype, check_lengths, check_positive_int, check_shape
 
 __all__ = [
     "RNNCellScratch", "LSTMCellScratch", "GRUCellScratch",
@@ -45,9 +45,8 @@ class _CellBase(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        input_size = check_positive_int(input_size, "input_size")
+        hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         kw = {"device": device, "dtype": dtype}
         H, D = hidden_size, input_size
@@ -68,6 +67,11 @@ class _CellBase(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+
+    @property
+    def W_h_dtype(self) -> torch.dtype:
+        """The parameters' dtype (inputs must have it)."""
+        return getattr(self, f"W_h{self.gates[0]}").dtype
 
     def _affine(self, kind: str, gate: str, v: torch.Tensor) -> torch.Tensor:
         """:math:`W_{kind,gate} v + b_{kind,gate}` (``kind`` is ``"x"`` or ``"h"``)."""
@@ -127,6 +131,7 @@ class _CellBase(nn.Module):
         unbatched = x.dim() == 1
         x = x.unsqueeze(0) if unbatched else x
         check_shape(x, ("N", self.input_size), "input")
+        check_dtype(x, self.W_h_dtype, "input", type(self).__name__)
         N, H = x.shape[0], self.hidden_size
         if state is None:
             state = tuple(x.new_zeros(N, H) for _ in range(n_states))
@@ -154,17 +159,33 @@ class RNNCellScratch(_CellBase):
         bias: learn :math:`b_{xh}` and :math:`b_{hh}`.
         nonlinearity: ``"tanh"`` or ``"relu"``.
 
+    Attributes:
+        W_xh: :math:`(H, D)`, torch's ``weight_ih``.
+        W_hh: :math:`(H, H)`, torch's ``weight_hh``.
+        b_xh, b_hh: :math:`(H,)` each (``None`` when ``bias=False``), torch's ``bias_ih``,
+            ``bias_hh``.
+
     Shape:
         - x: :math:`(N, D)` or :math:`(D,)`; h: :math:`(N, H)` or :math:`(H,)`, zeros if None.
         - output: :math:`h_t` with the shape of h.
+
+    Examples:
+        >>> cell = RNNCellScratch(input_size=3, hidden_size=5)
+        >>> cell.W_xh.shape, cell.W_hh.shape
+        (torch.Size([5, 3]), torch.Size([5, 5]))
+        >>> cell(torch.randn(2, 3)).shape
+        torch.Size([2, 5])
+        >>> ref = torch.nn.RNNCell(3, 5)
+        >>> x = torch.randn(2, 3)
+        >>> torch.allclose(RNNCellScratch.from_torch(ref)(x), ref(x), atol=1e-6)
+        True
     """
 
     gates = ("h",)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        check_choice(nonlinearity, ("tanh", "relu"), "nonlinearity")
         super().__init__(input_size, hidden_size, bias, device, dtype)
         self.nonlinearity = nonlinearity
 
@@ -210,10 +231,29 @@ class LSTMCellScratch(_CellBase):
         hidden_size: H, features of :math:`h_t` and :math:`c_t`.
         bias: learn the biases :math:`b_{x\ast}, b_{h\ast}`.
 
+    Attributes:
+        W_xi, W_xf, W_xg, W_xo: :math:`(H, D)` each; stacked in this order they are torch's
+            ``weight_ih`` :math:`(4H, D)`.
+        W_hi, W_hf, W_hg, W_ho: :math:`(H, H)` each; stacked, ``weight_hh`` :math:`(4H, H)`.
+        b_xi, b_xf, b_xg, b_xo, b_hi, b_hf, b_hg, b_ho: :math:`(H,)` each (``None`` when
+            ``bias=False``); stacked, ``bias_ih`` and ``bias_hh`` :math:`(4H,)`.
+
     Shape:
         - x: :math:`(N, D)` or :math:`(D,)`; state: ``(h, c)``, each :math:`(N, H)`, zeros
           if None.
         - output: ``(h_t, c_t)``, each :math:`(N, H)`.
+
+    Examples:
+        >>> cell = LSTMCellScratch(input_size=3, hidden_size=5)
+        >>> cell.W_xf.shape, cell.W_hf.shape, cell.b_xf.shape
+        (torch.Size([5, 3]), torch.Size([5, 5]), torch.Size([5]))
+        >>> h, c = cell(torch.randn(2, 3))
+        >>> h.shape, c.shape
+        (torch.Size([2, 5]), torch.Size([2, 5]))
+        >>> ref = torch.nn.LSTMCell(3, 5)
+        >>> x = torch.randn(2, 3)
+        >>> torch.allclose(LSTMCellScratch.from_torch(ref)(x)[0], ref(x)[0], atol=1e-6)
+        True
     """
 
     gates = ("i", "f", "g", "o")
@@ -262,9 +302,24 @@ class GRUCellScratch(_CellBase):
         hidden_size: H, features of :math:`h_t`.
         bias: learn the biases.
 
+    Attributes:
+        W_xr, W_xz, W_xn: :math:`(H, D)` each; stacked, torch's ``weight_ih`` :math:`(3H, D)`.
+        W_hr, W_hz, W_hn: :math:`(H, H)` each; stacked, ``weight_hh`` :math:`(3H, H)`.
+        b_xr, b_xz, b_xn, b_hr, b_hz, b_hn: :math:`(H,)` each (``None`` when
+            ``bias=False``); stacked, ``bias_ih`` and ``bias_hh`` :math:`(3H,)`.
+
     Shape:
         - x: :math:`(N, D)` or :math:`(D,)`; h: :math:`(N, H)` or :math:`(H,)`, zeros if None.
         - output: :math:`h_t` with the shape of h.
+
+    Examples:
+        >>> cell = GRUCellScratch(input_size=3, hidden_size=5)
+        >>> cell.W_xn.shape, cell.W_hn.shape
+        (torch.Size([5, 3]), torch.Size([5, 5]))
+        >>> ref = torch.nn.GRUCell(3, 5)
+        >>> x = torch.randn(2, 3)
+        >>> torch.allclose(GRUCellScratch.from_torch(ref)(x), ref(x), atol=1e-6)
+        True
     """
 
     gates = ("r", "z", "n")
@@ -305,8 +360,7 @@ class _SequenceBase(nn.Module):
                  batch_first: bool = True, bias: bool = True, device=None, dtype=None,
                  **cell_kwargs):
         super().__init__()
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+        num_layers = check_positive_int(num_layers, "num_layers")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.bias = batch_first, bias
         self.cells = nn.ModuleList(
@@ -337,17 +391,6 @@ class _SequenceBase(nn.Module):
         for name, s in zip(names, state):
             check_shape(s, shape, name)
         return [tuple(s[layer] for s in state) for layer in range(self.num_layers)]
-
-    @staticmethod
-    def _check_lengths(lengths, N: int, L: int, device) -> torch.Tensor:
-        lengths = torch.as_tensor(lengths)
-        check_shape(lengths, (N,), "lengths")
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-            raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
-        if len(lengths) and (lengths.min() < 1 or lengths.max() > L):
-            raise ValueError(f"lengths must lie in [1, L={L}], got values from "
-                             f"{int(lengths.min())} to {int(lengths.max())}")
-        return lengths.to(device)
 
     # -- the computation
     def _run_layer(self, cell, x: torch.Tensor, state: tuple, lengths) -> tuple:
@@ -396,8 +439,12 @@ class _SequenceBase(nn.Module):
     def _forward_padded(self, x, state, lengths, unbatched: bool):
         check_shape(x, ("N", "L", self.input_size), "input")
         N, L = x.shape[:2]
+        if L == 0:
+            raise ValueError(f"input has length L=0 (shape {tuple(x.shape)} as (N, L, D)): a "
+                             f"recurrent layer needs at least one time step")
+        check_dtype(x, self.cells[0].W_h_dtype, "input", type(self).__name__)
         if lengths is not None:
-            lengths = self._check_lengths(lengths, N, L, x.device)
+            lengths = check_lengths(lengths, N, L, min_length=1).to(x.device)
         states = self._initial_state(state, N, x, unbatched)
         finals = []
         for cell, layer_state in zip(self.cells, states):
@@ -476,6 +523,28 @@ class LSTMScratch(_SequenceBase):
         - lengths: :math:`(N,)` integers in :math:`[1, L]`, or None.
         - output: ``(output, (h_n, c_n))``: output :math:`(N, L, H)` (the last layer's
           :math:`h_t` for every t), :math:`h_n, c_n` :math:`(\text{num\_layers}, N, H)`.
+
+    Attributes:
+        cells: one :class:`LSTMCellScratch` per layer; ``cells[0]`` has
+            ``W_x* (H, D)``, the others ``W_x* (H, H)``; all have ``W_h* (H, H)`` and
+            biases ``(H,)`` (see :class:`LSTMCellScratch`).
+
+    Raises:
+        ValueError: an input of length 0, or lengths outside :math:`[1, L]`.
+        TypeError: an input whose dtype differs from the parameters'.
+
+    Examples:
+        >>> lstm = LSTMScratch(input_size=3, hidden_size=5, num_layers=2)
+        >>> x = torch.randn(2, 7, 3)                       # (N, L, D)
+        >>> out, (h_n, c_n) = lstm(x)
+        >>> out.shape, h_n.shape
+        (torch.Size([2, 7, 5]), torch.Size([2, 2, 5]))
+        >>> ref = torch.nn.LSTM(3, 5, num_layers=2, batch_first=True)
+        >>> torch.allclose(LSTMScratch.from_torch(ref)(x)[0], ref(x)[0], atol=1e-6)
+        True
+        >>> out, _ = lstm(x, lengths=torch.tensor([7, 4]))  # steps past a length are 0
+        >>> bool(out[1, 4:].eq(0).all())
+        True
     """
 
     _cell_cls = LSTMCellScratch
@@ -492,6 +561,17 @@ class GRUScratch(_SequenceBase):
         - x: :math:`(N, L, D)` (batch_first), :math:`(L, N, D)`, :math:`(L, D)` or packed.
         - state: h_0 :math:`(\text{num\_layers}, N, H)`; zeros if None.
         - output: ``(output, h_n)``: :math:`(N, L, H)` and :math:`(\text{num\_layers}, N, H)`.
+
+    Attributes:
+        cells: one :class:`GRUCellScratch` per layer (``W_x* (H, D)`` in the first layer,
+            ``(H, H)`` after; ``W_h* (H, H)``; biases ``(H,)``).
+
+    Examples:
+        >>> gru = GRUScratch(input_size=3, hidden_size=5)
+        >>> ref = torch.nn.GRU(3, 5, batch_first=True)
+        >>> x = torch.randn(2, 7, 3)
+        >>> torch.allclose(GRUScratch.from_torch(ref)(x)[0], ref(x)[0], atol=1e-6)
+        True
     """
 
     _cell_cls = GRUCellScratch
@@ -509,6 +589,17 @@ class RNNScratch(_SequenceBase):
         - x: :math:`(N, L, D)` (batch_first), :math:`(L, N, D)`, :math:`(L, D)` or packed.
         - state: h_0 :math:`(\text{num\_layers}, N, H)`; zeros if None.
         - output: ``(output, h_n)``: :math:`(N, L, H)` and :math:`(\text{num\_layers}, N, H)`.
+
+    Attributes:
+        cells: one :class:`RNNCellScratch` per layer (``W_xh (H, D)`` in the first layer,
+            ``(H, H)`` after; ``W_hh (H, H)``; biases ``(H,)``).
+
+    Examples:
+        >>> rnn = RNNScratch(input_size=3, hidden_size=5, nonlinearity="relu")
+        >>> ref = torch.nn.RNN(3, 5, nonlinearity="relu", batch_first=True)
+        >>> x = torch.randn(2, 7, 3)
+        >>> torch.allclose(RNNScratch.from_torch(ref)(x)[0], ref(x)[0], atol=1e-6)
+        True
     """
 
     _cell_cls = RNNCellScratch

@@ -14,7 +14,8 @@ import torch
 __all__ = [
     "get_device", "set_seed", "seed_from_env", "show_source", "check_shape",
     "check_positive_int", "check_nonnegative_int", "check_positive", "check_probability",
-    "check_choice", "check_sizes", "check_finite", "lengths_to_mask", "to_tensor",
+    "check_choice", "check_sizes", "check_finite", "check_lengths", "check_dtype",
+    "lengths_to_mask", "to_tensor",
     "to_numpy", "environment",
 ]
 
@@ -256,6 +257,57 @@ def check_finite(x, name: str):
     return x
 
 
+def check_lengths(lengths, batch_size: int | None = None, max_len: int | None = None,
+                  name: str = "lengths", min_length: int = 0) -> torch.Tensor:
+    """Validate sequence lengths and return them as an integer tensor.
+
+    Args:
+        lengths: ``(N,)`` integers (a tensor, array or list).
+        batch_size: N, when known.
+        max_len: T, the padded length; every length must be <= T.
+        name: the argument's name, used in messages.
+        min_length: the smallest length allowed (1 for an RNN, which needs a step).
+
+    Raises:
+        ValueError: naming the argument, the shape or values received and the range expected.
+
+    Examples:
+        >>> check_lengths([3, 1], batch_size=2, max_len=3, min_length=1)
+        tensor([3, 1])
+        >>> check_lengths([3, 0], max_len=3, min_length=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: lengths must lie in [1, 3], got values from 0 to 3
+    """
+    lengths = torch.as_tensor(lengths)
+    check_shape(lengths, ("N",) if batch_size is None else (batch_size,), name)
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers, got dtype {lengths.dtype}")
+    if lengths.numel():
+        lo, hi = int(lengths.min()), int(lengths.max())
+        top = "inf" if max_len is None else max_len
+        if lo < min_length or (max_len is not None and hi > max_len):
+            raise ValueError(f"{name} must lie in [{min_length}, {top}], got values from "
+                             f"{lo} to {hi}")
+    return lengths
+
+
+def check_dtype(x: torch.Tensor, dtype: torch.dtype, name: str = "input",
+                owner: str = "the module") -> torch.Tensor:
+    """Raise a clear ``TypeError`` unless the tensor ``x`` has ``dtype``.
+
+    Examples:
+        >>> check_dtype(torch.zeros(2, dtype=torch.float64), torch.float32, "x", "the LSTM")
+        Traceback (most recent call last):
+        ...
+        TypeError: x has dtype torch.float64 but the LSTM's parameters are torch.float32: convert one of them (x.to(torch.float32), or module.to(torch.float64))
+    """
+    if x.dtype != dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but {owner}'s parameters are {dtype}: "
+                        f"convert one of them (x.to({dtype}), or module.to({x.dtype}))")
+    return x
+
+
 def lengths_to_mask(lengths, max_len: int | None = None) -> torch.Tensor:
     """Boolean mask that is ``True`` on the first ``lengths[i]`` steps of row ``i``.
 
@@ -279,12 +331,7 @@ def lengths_to_mask(lengths, max_len: int | None = None) -> torch.Tensor:
                 [False, False, False],
                 [ True,  True,  True]])
     """
-    lengths = torch.as_tensor(lengths)
-    check_shape(lengths, ("N",), "lengths")
-    if lengths.is_floating_point() or lengths.dtype == torch.bool:
-        raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
-    if lengths.numel() and bool((lengths < 0).any()):
-        raise ValueError(f"lengths must be >= 0, got min {int(lengths.min())}")
+    lengths = check_lengths(lengths)
     longest = int(lengths.max()) if lengths.numel() else 0
     if max_len is None:
         max_len = longest

@@ -264,9 +264,9 @@ def test_bad_shapes_are_rejected_with_clear_messages():
         lstm(torch.randn(2, 5, 4), torch.zeros(2, 2, 8))
     with pytest.raises(ValueError, match=r"lengths has shape \(3,?\)"):
         lstm(torch.randn(2, 5, 4), lengths=torch.tensor([1, 2, 3]))
-    with pytest.raises(ValueError, match=r"lengths must lie in \[1, L=5\]"):
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, 5\]"):
         lstm(torch.randn(2, 5, 4), lengths=torch.tensor([0, 6]))
-    with pytest.raises(ValueError, match=r"lengths must be integers"):
+    with pytest.raises(ValueError, match=r"lengths must hold integers"):
         lstm(torch.randn(2, 5, 4), lengths=torch.tensor([1.0, 2.0]))
     cell = LSTMCellScratch(4, 8)
     with pytest.raises(ValueError, match=r"input has shape \(3, 5\)"):
@@ -330,3 +330,53 @@ def test_exercise_checkers_accept_right_and_explain_wrong_answers():
     assert ch03.check_gru_update(lambda z, n, h: (1 - z) * n + z * h)
     fb = ch03.check_gru_update(lambda z, n, h: z * n + (1 - z) * h)
     assert not fb and "swapped" in fb.message
+
+
+# ----------------------------------------------------------------------------- edge cases (issue 11)
+_LAYERS = {"lstm": (LSTMScratch, torch.nn.LSTM), "gru": (GRUScratch, torch.nn.GRU),
+           "rnn": (RNNScratch, torch.nn.RNN)}
+
+
+@pytest.mark.parametrize("kind", list(_LAYERS))
+def test_layers_refuse_length_zero_as_torch_does_but_clearly(kind):
+    ours_cls, torch_cls = _LAYERS[kind]
+    x = torch.zeros(2, 0, 3)
+    with pytest.raises(RuntimeError, match="larger than 0"):  # torch refuses it too
+        torch_cls(3, 4, batch_first=True)(x)
+    with pytest.raises(ValueError, match=r"length L=0 \(shape \(2, 0, 3\)"):
+        ours_cls(3, 4)(x)
+    with pytest.raises(ValueError, match="length L=0"):
+        ours_cls(3, 4)(torch.zeros(0, 3))  # unbatched
+
+
+@pytest.mark.parametrize("kind", list(_LAYERS))
+def test_layers_and_cells_name_a_dtype_mismatch(kind):
+    ours_cls, _ = _LAYERS[kind]
+    with pytest.raises(TypeError, match=r"input has dtype torch.float64 but .*torch.float32"):
+        ours_cls(3, 4)(torch.zeros(2, 5, 3, dtype=torch.float64))
+    cell = ours_cls(3, 4).cells[0]
+    with pytest.raises(TypeError, match=r"float64 but .*Scratch's parameters are"):
+        cell(torch.zeros(2, 3, dtype=torch.float64))
+    # the same module in float64 takes float64 inputs and equals torch in float64
+    ref = _LAYERS[kind][1](3, 4, batch_first=True).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    torch.testing.assert_close(ours_cls.from_torch(ref)(x)[0], ref(x)[0])
+
+
+@pytest.mark.parametrize("lengths, match", [
+    (torch.tensor([0, 5]), r"\[1, 5\], got values from 0"),
+    (torch.tensor([2, 6]), r"\[1, 5\], got values from 2 to 6"),
+    (torch.tensor([2.0, 5.0]), "integers"),
+    (torch.tensor([2]), r"shape \(1,\)"),
+])
+def test_layers_check_lengths(lengths, match):
+    with pytest.raises(ValueError, match=match):
+        LSTMScratch(3, 4)(torch.zeros(2, 5, 3), lengths=lengths)
+
+
+@pytest.mark.parametrize("bad", [0, 2.0, True])
+def test_sizes_must_be_positive_ints(bad):
+    with pytest.raises(ValueError, match="must be a positive int"):
+        LSTMScratch(3, bad)
+    with pytest.raises(ValueError, match="num_layers must be a positive int"):
+        GRUScratch(3, 4, num_layers=bad)
