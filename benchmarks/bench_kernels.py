@@ -40,8 +40,8 @@ def all_mfeat(views) -> list:
     from mmbook.data import load_mfeat
 
     d = load_mfeat(views)
-    return [StandardScaler().fit_transform(np.vstack([d["train"]["views"][v],
-                                                      d["test"]["views"][v]])).astype(np.float64)
+    return [StandardScaler().fit_transform(np.vstack([d["train"].views[v],
+                                                      d["test"].views[v]])).astype(np.float64)
             for v in views]
 
 

@@ -663,10 +663,10 @@ def make_fusion(fusion, in_features: Sequence[int], out_features: int | None = N
         ConcatFusion(in_features=(3, 5), out_features=8)
         >>> make_fusion("low_rank", (3, 5), 4, rank=2).out_features
         4
-        >>> make_fusion("sum", (3, 5))
+        >>> make_fusion("sum", (3, 5))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: fusion must be one of ('concat', 'tensor', 'weighted_sum', 'low_rank', 'gated', 'attention') or a Fusion, got 'sum'
+        ValueError: fusion must be one of ('concat', 'tensor', ...) or a Fusion, got 'sum'
     """
     sizes = check_sizes(in_features, "in_features")
     if isinstance(fusion, Fusion):

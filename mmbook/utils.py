@@ -297,10 +297,11 @@ def check_dtype(x: torch.Tensor, dtype: torch.dtype, name: str = "input",
     """Raise a clear ``TypeError`` unless the tensor ``x`` has ``dtype``.
 
     Examples:
-        >>> check_dtype(torch.zeros(2, dtype=torch.float64), torch.float32, "x", "the LSTM")
+        >>> x = torch.zeros(2, dtype=torch.float64)
+        >>> check_dtype(x, torch.float32, "x", "the LSTM")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        TypeError: x has dtype torch.float64 but the LSTM's parameters are torch.float32: convert one of them (x.to(torch.float32), or module.to(torch.float64))
+        TypeError: x has dtype torch.float64 but the LSTM's parameters are torch.float32: ...
     """
     if x.dtype != dtype:
         raise TypeError(f"{name} has dtype {x.dtype} but {owner}'s parameters are {dtype}: "

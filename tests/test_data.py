@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -163,29 +164,29 @@ def test_av_missing_root_is_a_clear_error(tmp_path):
 # ----------------------------------------------------------------------------- mfeat
 def test_mfeat_shapes_and_alignment(data_root):
     d = load_mfeat()
-    assert len(d["train"]["y"]) == 1500 and len(d["test"]["y"]) == 500
+    assert len(d["train"].y) == 1500 and len(d["test"].y) == 500
     raw = {v: np.genfromtxt(data_root / "mfeat" / f"mfeat-{v}.csv", delimiter=",",
                             skip_header=1) for v in MFEAT_VIEWS}
     for part in ("train", "test"):
-        assert list(d[part]["views"]) == list(MFEAT_VIEWS)
-        idx = d[part]["index"]
+        assert list(d[part].views) == list(MFEAT_VIEWS) == list(d[part].modalities)
+        idx = d[part].index
         for view, dim in MFEAT_VIEWS.items():
-            x = d[part]["views"][view]
+            x = d[part].views[view]
             assert x.shape == (len(idx), dim) and x.dtype == np.float32
             # row i of every view is raw row index[i] of that view's file, label included
             np.testing.assert_array_equal(x, raw[view][idx, :-1].astype(np.float32))
-            np.testing.assert_array_equal(d[part]["y"], raw[view][idx, -1].astype(np.int64))
+            np.testing.assert_array_equal(d[part].y, raw[view][idx, -1].astype(np.int64))
     # stratified: 50 test digits of each class; the raw files are in class blocks of 200
-    assert np.bincount(d["test"]["y"]).tolist() == [50] * 10
+    assert np.bincount(d["test"].y).tolist() == [50] * 10
     np.testing.assert_array_equal(raw["fou"][:, -1], np.repeat(np.arange(10), 200))
 
 
 def test_mfeat_split_deterministic_and_disjoint():
     a, b, c = load_mfeat(["fou"]), load_mfeat(["fou"]), load_mfeat(["fou"], seed=1)
-    np.testing.assert_array_equal(a["test"]["index"], b["test"]["index"])
-    assert not np.array_equal(a["test"]["index"], c["test"]["index"])
-    assert not set(a["train"]["index"]) & set(a["test"]["index"])
-    assert len(set(a["train"]["index"]) | set(a["test"]["index"])) == 2000
+    np.testing.assert_array_equal(a["test"].index, b["test"].index)
+    assert not np.array_equal(a["test"].index, c["test"].index)
+    assert not set(a["train"].index) & set(a["test"].index)
+    assert len(set(a["train"].index) | set(a["test"].index)) == 2000
 
 
 @pytest.mark.parametrize("kwargs", [dict(views=["fou", "xyz"]), dict(views=[]),
@@ -219,3 +220,121 @@ def test_ch02_checkers_accept_right_and_reject_wrong_answers():
     assert not leaky and "leak" in repr(leaky)
     assert not check_standardise(lambda a, b: None)
     assert not check_standardise(lambda a, b: (a - a.mean(0), b - a.mean(0)))
+
+
+# ----------------------------------------------------------------------------- the data contract
+def _check_contract(ds, arity):
+    """Items (*inputs, target); .modalities, .modality(name), .num_classes."""
+    item = ds[0]
+    assert isinstance(ds, torch.utils.data.Dataset) and len(item) == sum(arity) + 1
+    assert all(isinstance(t, torch.Tensor) for t in item)
+    for name, a in zip(ds.modalities, arity):
+        sub = ds.modality(name)
+        assert len(sub) == len(ds) and len(sub[0]) == a + 1
+        assert torch.equal(sub[0][-1], item[-1])
+    with pytest.raises(ValueError, match="name must be one of"):
+        ds.modality("smell")
+    assert ds.num_classes == int(max(int(ds[i][-1]) for i in range(len(ds)))) + 1
+
+
+def test_every_loader_follows_the_data_contract():
+    from mmbook.data import make_interactions
+
+    d = load_mfeat(["fou", "mor"])
+    _check_contract(d["test"], (1, 1))
+    assert d["test"].num_classes == 10
+    x_fou, x_mor, y = d["test"][3]
+    np.testing.assert_array_equal(x_fou.numpy(), d["test"].views["fou"][3])
+    assert int(y) == d["test"].y[3]
+    ds = make_interactions("synergy", n=50, seed=0)
+    _check_contract(ds, (1, 1))
+    x1, x2, y = ds.tensors
+    assert ds.modalities == ("x1", "x2") and ds.kind == "synergy" and ds.x1 is x1
+
+
+def test_av_digits_follows_the_data_contract():
+    ds = load_av_digits("test", TINY, seed=0)
+    _check_contract(ds, (1, 2))
+    assert ds.modalities == ("image", "audio") and ds.num_classes == 10
+
+
+# ----------------------------------------------------------------------------- file formats
+def test_mfeat_reader_checks_the_format(tmp_path, data_root):
+    from mmbook.data import mfeat
+
+    good = (data_root / "mfeat" / "mfeat-mor.csv").read_text().splitlines()
+    cases = {
+        "rows": "\n".join(good[:-1]) + "\n",                       # a row missing
+        "nan": "\n".join(good[:5] + [",".join(["nan"] + good[5].split(",")[1:])]
+                         + good[6:]) + "\n",
+        "label": "\n".join(good[:5] + [",".join(good[5].split(",")[:-1] + ["11"])]
+                           + good[6:]) + "\n",
+        "text": "a,b\nnot,numbers\n",
+    }
+    patterns = {"rows": "expected 2000 rows", "nan": "NaN or inf", "label": "labels must be",
+                "text": "not a numeric CSV|expected 2000 rows"}
+    for name, text in cases.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text)
+        with mock.patch.object(mfeat, "fetch", return_value=path):
+            with pytest.raises(ValueError, match=patterns[name]):
+                mfeat._read_view("mor", None)
+
+
+def test_idx_and_wav_readers_check_the_format(tmp_path):
+    import gzip
+    import wave
+
+    from mmbook.data import av_digits
+
+    ok = b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes([1, 2, 3])
+    for name, data, match in [("magic", b"\x00\x00\x0d\x01" + ok[4:], "not an IDX"),
+                              ("short", ok[:-1], "3 bytes\\) but 2 bytes follow"),
+                              ("empty", b"", "not an IDX")]:
+        path = tmp_path / f"{name}.gz"
+        path.write_bytes(gzip.compress(data))
+        with pytest.raises(ValueError, match=match):
+            av_digits._read_idx(path, 1)
+    path = tmp_path / "ok.gz"
+    path.write_bytes(gzip.compress(ok))
+    assert av_digits._read_idx(path, 1).tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="not an IDX"):
+        av_digits._read_idx(path, 3)  # labels where images are expected
+    stereo = tmp_path / "stereo.wav"
+    with wave.open(str(stereo), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(400))
+    with pytest.raises(ValueError, match="mono 16-bit 8000 Hz.*2 channel"):
+        av_digits.read_wav(stereo)
+
+
+def test_a_bad_cache_file_is_refused_not_trusted(tmp_path):
+    from mmbook.data import av_digits
+
+    sizes = {"train": 12, "val": 10, "test": 11}
+
+    def split(n):
+        return {"images": torch.zeros(n, 1, 28, 28), "audio": torch.zeros(n, 41, 64),
+                "lengths": torch.ones(n, dtype=torch.int64),
+                "labels": torch.zeros(n, dtype=torch.int64),
+                "image_indices": torch.arange(n), "audio_files": ["a.wav"] * n}
+
+    path = tmp_path / "cache.pt"
+    good = {s: split(n) for s, n in sizes.items()}
+    torch.save(good, path)
+    assert torch.equal(av_digits._read_cache(path, sizes)["val"]["audio"], good["val"]["audio"])
+    bad = {s: split(n) for s, n in sizes.items()}
+    bad["val"]["images"] = bad["val"]["images"][:, :, :27]
+    bad["test"]["audio"][0, 0, 0] = float("nan")
+    for data, match in [(bad, r"val.images has shape \(10, 1, 27, 28\)"),
+                        ({"train": good["train"]}, "KeyError"),
+                        ({**good, "test": {**good["test"], "audio": bad["test"]["audio"]}},
+                         "test.audio holds NaN")]:
+        torch.save(data, path)
+        with pytest.warns(UserWarning, match=f"not a valid AV digits cache.*{match}"):
+            assert av_digits._read_cache(path, sizes) is None
+    path.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="rebuilding"):
+        assert av_digits._read_cache(path, sizes) is None

@@ -15,6 +15,7 @@ import socket
 import tarfile
 import threading
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -94,6 +95,34 @@ def test_shipped_checksums_match_the_sha256sums_files(data_root):
         expected = {path.strip(): digest for digest, path in (ln.split(maxsplit=1) for ln in lines)}
         assert checksums(name) == expected
     assert len(checksums("fsdd")) == 3001
+
+
+def test_checksums_are_package_data_in_sha256sum_format():
+    from importlib.resources import files
+
+    import tomllib
+
+    from mmbook.data import registry
+
+    resource = files("mmbook.data").joinpath("SHA256SUMS")
+    assert resource.is_file()
+    lines = resource.read_text().splitlines()
+    assert len(lines) == sum(len(checksums(name)) for name in DATASETS)
+    assert all(len(ln.split("  ", 1)[0]) == 64 for ln in lines)
+    # declared as package data, so a wheel (or a non-editable install) carries it
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "SHA256SUMS" in config["tool"]["setuptools"]["package-data"]["mmbook.data"]
+    # a malformed file is refused with the line that is wrong
+    registry._all_checksums.cache_clear()
+    try:
+        with mock.patch.object(registry, "files") as fake:
+            fake.return_value.joinpath.return_value.read_text.return_value = \
+                lines[0] + "\nnot-a-digest  mnist/x\n"
+            with pytest.raises(ValueError, match="line 2 is not"):
+                registry._all_checksums()
+    finally:
+        registry._all_checksums.cache_clear()
 
 
 def test_good_file_is_downloaded_verified_and_attributed(server, root, data_root, capsys):

@@ -332,7 +332,7 @@ def test_exercise_checkers_accept_right_and_explain_wrong_answers():
     assert not fb and "swapped" in fb.message
 
 
-# ----------------------------------------------------------------------------- edge cases (issue 11)
+# ------------------------------------------------------------------------ edge cases (issue 11)
 _LAYERS = {"lstm": (LSTMScratch, torch.nn.LSTM), "gru": (GRUScratch, torch.nn.GRU),
            "rnn": (RNNScratch, torch.nn.RNN)}
 

@@ -25,7 +25,7 @@ def _quiet():
 
 def _accuracies(kind, n=4000, seed=0):
     """Held-out accuracy from modality 1, modality 2 and both, with two model families."""
-    x1, x2, y = (a.numpy() for a in make_interactions(kind, n=n, seed=seed))
+    x1, x2, y = (a.numpy() for a in make_interactions(kind, n=n, seed=seed).tensors)
     tr, te = slice(0, n // 2), slice(n // 2, n)
     out = {}
     for name, X in (("x1", x1), ("x2", x2), ("both", np.hstack([x1, x2]))):
@@ -40,7 +40,7 @@ def _accuracies(kind, n=4000, seed=0):
 
 def test_shapes_dtypes_and_balance():
     for kind in INTERACTION_KINDS:
-        x1, x2, y = make_interactions(kind, n=500, seed=1, dim=5)
+        x1, x2, y = make_interactions(kind, n=500, seed=1, dim=5).tensors
         assert x1.shape == (500, 5) and x2.shape == (500, 5) and y.shape == (500,)
         assert x1.dtype == torch.float32 and y.dtype == torch.int64
         assert set(y.tolist()) == {0, 1}
@@ -51,9 +51,9 @@ def test_deterministic_given_seed():
     a = make_interactions("synergy", n=100, seed=3)
     b = make_interactions("synergy", n=100, seed=3)
     c = make_interactions("synergy", n=100, seed=4)
-    for u, v in zip(a, b):
+    for u, v in zip(a.tensors, b.tensors):
         assert torch.equal(u, v)
-    assert not torch.equal(a[0], c[0])
+    assert not torch.equal(a.x1, c.x1)
 
 
 def test_synergy_neither_alone_both_together():
@@ -81,7 +81,7 @@ def test_uniqueness_only_first_modality_informative():
         (dict(kind="synergy", n=-5), "n must be a positive int"),
         (dict(kind="synergy", n=2.5), "n must be a positive int"),
         (dict(kind="synergy", dim=0), "dim must be a positive int"),
-        (dict(kind="redundancy", margin=0), "margin must be positive"),
+        (dict(kind="redundancy", margin=0), "margin must be a finite number > 0"),
     ],
 )
 def test_bad_arguments(kwargs, pattern):

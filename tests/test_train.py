@@ -257,7 +257,7 @@ def test_progress_bar_mode_runs(capsys):
     assert "epochs" in capsys.readouterr().err
 
 
-# ----------------------------------------------------------------------------- edge cases (issue 11)
+# ------------------------------------------------------------------------ edge cases (issue 11)
 def _nan_batch_data():
     """Blobs whose 6th item holds a NaN feature: with batch_size 4 it is in batch 2."""
     x, y = _blobs(16)

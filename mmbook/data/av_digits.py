@@ -24,6 +24,7 @@ import tempfile
 import time
 import wave
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -70,7 +71,13 @@ class AVDigits(torch.utils.data.Dataset):
 
     Shape:
         ``ds[i]`` is ``(image (1, 28, 28), audio (T, F), length (), label ())``.
+
+    The data contract (:mod:`mmbook.data.base`): ``modalities`` is ``("image", "audio")``,
+    ``modality(name)`` one of them with the labels, ``num_classes`` is 10.
     """
+
+    modalities: ClassVar[tuple] = ("image", "audio")
+    num_classes: ClassVar[int] = 10
 
     images: torch.Tensor
     audio: torch.Tensor
@@ -101,7 +108,7 @@ class AVDigits(torch.utils.data.Dataset):
             return torch.utils.data.TensorDataset(self.images, self.labels)
         if name == "audio":
             return torch.utils.data.TensorDataset(self.audio, self.lengths, self.labels)
-        raise ValueError(f"name must be 'image' or 'audio', got {name!r}")
+        raise ValueError(f"name must be one of {self.modalities}, got {name!r}")
 
     def to(self, device) -> AVDigits:
         """A copy whose tensors live on ``device`` (the file names are shared)."""
@@ -111,12 +118,19 @@ class AVDigits(torch.utils.data.Dataset):
 
 
 # ----------------------------------------------------------------------------- MNIST
-def _read_idx(path) -> np.ndarray:
+def _read_idx(path, ndim: int) -> np.ndarray:
+    """An IDX file of unsigned bytes (MNIST's format), checked: magic ``0x0000 08 ndim``,
+    ``ndim`` dimensions, and exactly ``prod(dims)`` bytes of data."""
     with gzip.open(path, "rb") as f:
         data = f.read()
-    magic = int.from_bytes(data[:4], "big")
-    ndim = magic & 0xFF
+    if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes with {ndim} dimensions "
+                         f"(header {data[:4].hex() or 'empty'}, expected 000008{ndim:02x})")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    size = len(data) - 4 - 4 * ndim
+    if size != int(np.prod(dims)):
+        raise ValueError(f"{path}: the header announces dimensions {dims} "
+                         f"({int(np.prod(dims))} bytes) but {size} bytes follow")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -132,8 +146,11 @@ def read_mnist(split: str, root=None):
     if split not in SPLITS:
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     prefix = "t10k" if split == "test" else "train"
-    x = _read_idx(fetch("mnist", f"{prefix}-images-idx3-ubyte.gz", root))
-    y = _read_idx(fetch("mnist", f"{prefix}-labels-idx1-ubyte.gz", root))
+    x = _read_idx(fetch("mnist", f"{prefix}-images-idx3-ubyte.gz", root), 3)
+    y = _read_idx(fetch("mnist", f"{prefix}-labels-idx1-ubyte.gz", root), 1)
+    if x.shape[1:] != (28, 28) or len(x) != len(y) or y.max(initial=0) > 9:
+        raise ValueError(f"MNIST {prefix}: expected images (n, 28, 28) and n labels in 0..9, "
+                         f"got images {x.shape} and {y.shape} labels up to {y.max(initial=0)}")
     offset = _MNIST_OFFSET[split]
     x, y = x[offset:offset + AV_MAX_SIZES[split]], y[offset:offset + AV_MAX_SIZES[split]]
     return x.reshape(len(x), -1).astype(np.float32) / 255.0, y.astype(np.int64)
@@ -175,9 +192,13 @@ def remove_energy(x, mean, basis) -> np.ndarray:
 def read_wav(path) -> np.ndarray:
     """A 16-bit FSDD recording as float32 samples in [-1, 1), shape ``(samples,)``."""
     with wave.open(str(path), "rb") as w:
-        if w.getframerate() != SAMPLE_RATE or w.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16-bit {SAMPLE_RATE} Hz audio")
+        got = (w.getframerate(), 8 * w.getsampwidth(), w.getnchannels())
+        if got != (SAMPLE_RATE, 16, 1):
+            raise ValueError(f"{path}: expected mono 16-bit {SAMPLE_RATE} Hz audio, got "
+                             f"{got[2]} channel(s), {got[1]}-bit, {got[0]} Hz")
         a = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    if a.size == 0:
+        raise ValueError(f"{path}: the recording holds no samples")
     return a.astype(np.float32) / 32768.0
 
 
@@ -295,6 +316,35 @@ def _atomic_save(obj, path) -> None:
             os.remove(tmp)
 
 
+_FIELDS = {"images": (1, 28, 28), "audio": (1 + N_SAMPLES // HOP, N_FFT // 4), "lengths": (),
+           "labels": (), "image_indices": ()}
+
+
+def _read_cache(path, sizes: dict):
+    """The cached splits, or ``None`` (with a warning) when the file is not what this
+    version writes: unreadable, a missing split or field, a wrong shape or size, NaN."""
+    import warnings
+
+    try:
+        data = torch.load(path, weights_only=True)
+        for split in SPLITS:
+            d, n = data[split], sizes[split]
+            for field, shape in _FIELDS.items():
+                t = d[field]
+                if not isinstance(t, torch.Tensor) or tuple(t.shape) != (n, *shape):
+                    raise ValueError(f"{split}.{field} has shape {tuple(t.shape)}, expected "
+                                     f"{(n, *shape)}")
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    raise ValueError(f"{split}.{field} holds NaN or inf")
+            if len(d["audio_files"]) != n:
+                raise ValueError(f"{split}.audio_files has {len(d['audio_files'])} entries")
+    except Exception as err:  # noqa: BLE001 (any failure means: rebuild)
+        warnings.warn(f"{path} is not a valid AV digits cache ({type(err).__name__}: {err}); "
+                      f"rebuilding it", stacklevel=3)
+        return None
+    return data
+
+
 def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
                    energy_removed: float = 0.75, noise_std: float = 0.3,
                    root=None, cache=None, verbose: bool = False) -> AVDigits:
@@ -332,9 +382,8 @@ def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
     path = _cache_file(sizes, seed, energy_removed, noise_std, cache)
-    if path.exists():
-        data = torch.load(path, weights_only=False)
-    else:
+    data = _read_cache(path, sizes) if path.exists() else None
+    if data is None:
         start = time.perf_counter()
         data = _build(sizes, seed, root, energy_removed, noise_std)
         _atomic_save(data, path)

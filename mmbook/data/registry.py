@@ -1,18 +1,20 @@
 """What the raw data sets are, where they come from, and how they are licensed.
 
 Each data set lives in its own folder of the data root (``fsdd/``, ``mnist/``,
-``mfeat/``). For every file the registry knows its SHA-256 checksum (from
-:mod:`mmbook.data._checksums`) and the canonical address it is downloaded from, and for
-every data set its attribution and license, which :func:`mmbook.data.fetch` prints when it
-first downloads the set and :func:`attribution` returns for the book.
+``mfeat/``). For every file the registry knows its SHA-256 checksum (from the package
+data file ``mmbook/data/SHA256SUMS``, in ``sha256sum`` format with paths
+``<folder>/<path>``, so ``sha256sum -c`` checks a data root against it) and the
+canonical address it is downloaded from, and for every data set its attribution and
+license, which :func:`mmbook.data.fetch` prints when it first downloads the set and
+:func:`attribution` returns for the book.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
-
-from ._checksums import SHA256SUMS
+from importlib.resources import files
 
 __all__ = ["DataSet", "DATASETS", "checksums", "file_url", "attribution", "FSDD_COMMIT",
            "MFEAT_COMMIT"]
@@ -110,12 +112,36 @@ def _dataset(name: str) -> DataSet:
     return DATASETS[name]
 
 
+_SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *]([^/\s][^\n]*)$")
+
+
 @cache
+def _all_checksums() -> dict:
+    """``{dataset: {path: sha256}}`` read from the package's ``SHA256SUMS`` file.
+
+    Raises:
+        ValueError: a line that is not ``<64 hex digits>  <folder>/<path>``, an unknown
+            folder, or a path listed twice.
+    """
+    text = files("mmbook.data").joinpath("SHA256SUMS").read_text(encoding="utf-8")
+    table = {name: {} for name in DATASETS}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _SUM_LINE.match(line)
+        folder, _, path = match.group(2).partition("/") if match else ("", "", "")
+        if not match or folder not in table or not path:
+            raise ValueError(f"mmbook/data/SHA256SUMS line {number} is not '<sha256>  "
+                             f"<folder>/<path>' with a folder in {tuple(DATASETS)}: {line!r}")
+        if path in table[folder]:
+            raise ValueError(f"mmbook/data/SHA256SUMS line {number}: {folder}/{path} is "
+                             f"listed twice")
+        table[folder][path] = match.group(1)
+    return table
+
+
 def checksums(dataset: str) -> dict:
     """``{path: sha256}`` for every file of ``dataset`` (paths relative to its folder)."""
     _dataset(dataset)
-    pairs = (line.split(maxsplit=1) for line in SHA256SUMS[dataset].splitlines() if line)
-    return {path.strip(): digest for digest, path in pairs}
+    return _all_checksums()[dataset]
 
 
 def file_url(dataset: str, path: str, base_url=None) -> str:

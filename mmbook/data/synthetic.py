@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["make_interactions", "INTERACTION_KINDS"]
+from ..utils import check_choice, check_positive, check_positive_int
+from .base import ModalityDataset
+
+__all__ = ["make_interactions", "INTERACTION_KINDS", "InteractionDataset"]
 
 INTERACTION_KINDS = ("redundancy", "uniqueness", "synergy")
 
@@ -30,8 +33,25 @@ def _signal(rng, n: int, dim: int, s: np.ndarray, margin: float) -> np.ndarray:
     return rng.standard_normal((n, dim)) + margin * s[:, None] * u[None, :], u
 
 
+class InteractionDataset(ModalityDataset):
+    """Two modalities ``x1``, ``x2`` and binary labels ``y``, with a known interaction.
+
+    Attributes:
+        tensors: ``(x1, x2, y)``; ``x1``, ``x2``, ``y`` name them.
+        kind: ``"redundancy"``, ``"uniqueness"`` or ``"synergy"``.
+    """
+
+    def __init__(self, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor, kind: str):
+        super().__init__({"x1": x1, "x2": x2}, y, num_classes=2)
+        self.kind = kind
+
+    x1 = property(lambda self: self.tensors[0], doc="modality 1, float32 ``(N, D)``")
+    x2 = property(lambda self: self.tensors[1], doc="modality 2, float32 ``(N, D)``")
+    y = property(lambda self: self.tensors[2], doc="labels, int64 ``(N,)``")
+
+
 def make_interactions(kind: str, n: int = 1000, seed: int = 0, dim: int = 8,
-                      margin: float = 2.0):
+                      margin: float = 2.0) -> InteractionDataset:
     """Two modality tensors and binary labels with a known interaction.
 
     Args:
@@ -43,21 +63,17 @@ def make_interactions(kind: str, n: int = 1000, seed: int = 0, dim: int = 8,
             deviations (redundancy / uniqueness). Larger is easier.
 
     Returns:
-        ``(x1, x2, y)``: two float32 tensors of shape ``(n, dim)`` and an int64 label
+        an :class:`InteractionDataset` (items ``(x1, x2, y)``; ``.tensors`` is
+        ``(x1, x2, y)``): two float32 tensors of shape ``(n, dim)`` and an int64 label
         tensor of shape ``(n,)`` with values in {0, 1}.
 
     Shape:
         - x1, x2: :math:`(N, D)` with N = n, D = dim
         - y: :math:`(N,)`
     """
-    if kind not in INTERACTION_KINDS:
-        raise ValueError(f"kind must be one of {INTERACTION_KINDS}, got {kind!r}")
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
-    if not margin > 0:
-        raise ValueError(f"margin must be positive, got {margin!r}")
+    check_choice(kind, INTERACTION_KINDS, "kind")
+    n, dim = check_positive_int(n, "n"), check_positive_int(dim, "dim")
+    margin = check_positive(margin, "margin")
     rng = np.random.default_rng(seed)
     if kind == "synergy":
         x1 = rng.standard_normal((n, dim))
@@ -74,4 +90,4 @@ def make_interactions(kind: str, n: int = 1000, seed: int = 0, dim: int = 8,
         else:
             x2 = rng.standard_normal((n, dim))
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-    return as_t(x1), as_t(x2), torch.from_numpy(y.astype(np.int64))
+    return InteractionDataset(as_t(x1), as_t(x2), torch.from_numpy(y.astype(np.int64)), kind)

@@ -50,7 +50,8 @@ class LSTMAttentionFusion(nn.Module):
         z^{(m)}_t &= \beta^{(m)}_{t,m} h^{(m)}_t + \sum_{n \neq m} \beta^{(m)}_{t,n}
         c^{(m \leftarrow n)}_t, \quad \beta^{(m)}_t = \mathrm{softmax}_n\big(
         w^\top \tanh(W [\cdot])\big) \\
-        \hat y &= \mathrm{MLP}\Big(\mathrm{fuse}\big(\bar z^{(1)}, \dots, \bar z^{(M)}\big)\Big), \quad
+        \hat y &= \mathrm{MLP}\Big(\mathrm{fuse}\big(\bar z^{(1)}, \dots,
+        \bar z^{(M)}\big)\Big), \quad
         \bar z^{(m)} = \frac{1}{\ell_m} \sum_{t \le \ell_m} z^{(m)}_t
 
     How the steps are aligned: the seed pairs step :math:`t` of every modality, which

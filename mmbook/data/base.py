@@ -1,0 +1,76 @@
+"""The data contract every loader follows: a ``Dataset`` of ``(*inputs, target)`` items.
+
+A multimodal data set is a :class:`torch.utils.data.Dataset` whose item ``i`` is
+``(*inputs, target)``, with ``.modalities`` (the names, in the order of the inputs),
+``.modality(name)`` (that modality alone with the target, for unimodal baselines) and
+``.num_classes``. :class:`ModalityDataset` implements it for aligned tensors, one per
+modality; :class:`~mmbook.data.AVDigits` (two inputs for the audio: frames and lengths)
+follows the same contract.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from ..utils import check_shape
+
+__all__ = ["ModalityDataset"]
+
+
+class ModalityDataset(Dataset):
+    """Aligned modality tensors and a target: item ``i`` is ``(x_1[i], ..., x_M[i], y[i])``.
+
+    Args:
+        inputs: ``{name: tensor (N, ...)}``, one entry per modality, in order.
+        target: ``(N,)`` labels.
+        num_classes: C (default: ``max(target) + 1``).
+
+    Attributes:
+        tensors: ``(x_1, ..., x_M, y)``, as in :class:`torch.utils.data.TensorDataset`.
+        modalities: the modality names.
+
+    Examples:
+        >>> ds = ModalityDataset({"a": torch.zeros(4, 2), "b": torch.ones(4, 3)},
+        ...                      torch.tensor([0, 1, 1, 0]))
+        >>> len(ds), ds.modalities, ds.num_classes
+        (4, ('a', 'b'), 2)
+        >>> [tuple(t.shape) for t in ds[0]]
+        [(2,), (3,), ()]
+        >>> ds.modality("b").tensors[0].shape
+        torch.Size([4, 3])
+    """
+
+    def __init__(self, inputs: dict, target: torch.Tensor, num_classes: int | None = None):
+        if not isinstance(inputs, dict) or not inputs:
+            raise ValueError(f"inputs must be a non-empty dict {{name: tensor}}, got "
+                             f"{type(inputs).__name__}")
+        target = torch.as_tensor(target)
+        check_shape(target, ("N",), "target")
+        for name, x in inputs.items():
+            if not isinstance(x, torch.Tensor) or x.dim() < 1 or len(x) != len(target):
+                got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+                raise ValueError(f"inputs[{name!r}] must be a tensor with N={len(target)} "
+                                 f"rows, got {got}")
+        self.modalities = tuple(inputs)
+        self.tensors = (*inputs.values(), target)
+        if num_classes is None:
+            num_classes = int(target.max()) + 1 if len(target) else 0
+        self.num_classes = int(num_classes)
+
+    def __len__(self) -> int:
+        return len(self.tensors[-1])
+
+    def __getitem__(self, i):
+        return tuple(t[i] for t in self.tensors)
+
+    def modality(self, name: str) -> TensorDataset:
+        """One modality alone with the target: items ``(x_m, y)``."""
+        if name not in self.modalities:
+            raise ValueError(f"name must be one of {self.modalities}, got {name!r}")
+        return TensorDataset(self.tensors[self.modalities.index(name)], self.tensors[-1])
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{m}={tuple(t.shape[1:])}"
+                           for m, t in zip(self.modalities, self.tensors))
+        return f"{type(self).__name__}(n={len(self)}, {shapes}, num_classes={self.num_classes})"
