@@ -42,7 +42,7 @@ book: setup vendor
 # Unit tests + every notebook under nbval, then the rendered-HTML check in Chromium.
 test: setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests book/*.ipynb --nbval-lax \
-		-n $(JOBS) --dist loadfile --durations=0 -q
+		--doctest-modules mmbook -n $(JOBS) --dist loadfile --durations=0 -q
 	$(MAKE) book
 	$(MAKE) html-check
 

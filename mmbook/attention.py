@@ -143,6 +143,12 @@ def attention_entropy(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
     r"""Entropy :math:`-\sum_j \alpha_j \log \alpha_j` (nats) of weights along ``dim``.
 
     ``log S`` means uniform attention over ``S`` keys; 0 means all weight on one key.
+
+    Examples:
+        >>> attention_entropy(torch.tensor([0.25, 0.25, 0.25, 0.25]))  # log 4
+        tensor(1.3863)
+        >>> float(attention_entropy(torch.tensor([1.0, 0.0]))) == 0.0  # all on one key
+        True
     """
     return -(weights * torch.log(weights.clamp_min(1e-30))).sum(dim)
 
@@ -192,6 +198,20 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     Shape:
         - q: :math:`(..., L, E)`, k: :math:`(..., S, E)`, v: :math:`(..., S, E_v)`
         - output: :math:`(..., L, E_v)`, weights: :math:`(..., L, S)`
+
+    Examples:
+        >>> import torch.nn.functional as F
+        >>> q, k, v = torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 4)
+        >>> out, weights = scaled_dot_product_attention(q, k, v)
+        >>> out.shape, weights.shape
+        (torch.Size([2, 3, 4]), torch.Size([2, 3, 5]))
+        >>> bool(torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-6))
+        True
+        >>> mask = torch.zeros(3, 5)
+        >>> mask[1] = float("-inf")          # row 1 may attend nowhere: its output is 0
+        >>> out, _ = scaled_dot_product_attention(q, k, v, mask)
+        >>> out[:, 1].abs().sum()
+        tensor(0.)
     """
     _check_qkv(q, k, v)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
@@ -244,6 +264,14 @@ def seed_cross_modal_attention(states: Sequence[torch.Tensor], layers: Sequence[
     Returns:
         ``(contexts, weights)``: M tensors :math:`(N, H)` and the list of the
         :math:`M(M-1)` weight tensors :math:`(N, 1)` in the seed's order.
+
+    Examples:
+        >>> from torch import nn
+        >>> states = [torch.randn(2, 4), torch.randn(2, 4)]
+        >>> layers = [nn.Linear(8, 1), nn.Linear(8, 1)]
+        >>> contexts, weights = seed_cross_modal_attention(states, layers)
+        >>> bool(torch.stack(weights).eq(1).all())   # the size-one softmax: every weight is 1
+        True
     """
     num_modalities = len(states)
     weights = []
@@ -285,6 +313,15 @@ class CrossModalAttention(nn.Module):
         - contexts: :math:`(N, T, M, H)`, :math:`c_t^{(m)}` in ``[:, t, m]``
         - weights: :math:`(N, T, M, M)`, :math:`\alpha_t^{(m,n)}` in ``[:, t, m, n]``; the
           diagonal is 0 and each row sums to 1 over :math:`n`
+
+    Examples:
+        >>> att = CrossModalAttention(hidden_size=4, num_modalities=3)
+        >>> states = [torch.randn(2, 6, 4) for _ in range(3)]   # M x (N, T, H)
+        >>> contexts, weights = att(states)
+        >>> contexts.shape, weights.shape
+        (torch.Size([2, 6, 3, 4]), torch.Size([2, 6, 3, 3]))
+        >>> bool(torch.allclose(weights.sum(-1), torch.ones(2, 6, 3)))
+        True
     """
 
     def __init__(self, hidden_size: int, num_modalities: int, seed_bug: bool = False):
@@ -337,6 +374,12 @@ class CoAttention(nn.Module):
         - mask_a: :math:`(N, L)`, mask_b: :math:`(N, S)`, boolean, ``True`` = valid
         - returns ``(a_hat (N, L, D_b), b_hat (N, S, D_a), weights_ab (N, L, S),
           weights_ba (N, S, L), affinity (N, L, S))``
+
+    Examples:
+        >>> co = CoAttention(dim_a=4, dim_b=6)
+        >>> a_hat, b_hat, w_ab, w_ba, C = co(torch.randn(2, 5, 4), torch.randn(2, 7, 6))
+        >>> a_hat.shape, b_hat.shape, w_ab.shape
+        (torch.Size([2, 5, 6]), torch.Size([2, 7, 4]), torch.Size([2, 5, 7]))
     """
 
     def __init__(self, dim_a: int, dim_b: int):
@@ -503,6 +546,21 @@ class MultiheadCrossModalAttention(nn.Module):
           (the package's convention, as ``F.scaled_dot_product_attention``; note that
           ``nn.MultiheadAttention``'s bool ``attn_mask`` means the opposite), or float added
         - returns ``(output (N, L, E), weights (N, h, L, S) or None)``
+
+    Examples:
+        >>> from torch import nn
+        >>> mha = nn.MultiheadAttention(8, num_heads=2, batch_first=True)
+        >>> ours = MultiheadCrossModalAttention.from_torch(mha)
+        >>> x, y = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+        >>> pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])  # torch: True = pad
+        >>> out, w = ours(x, y, key_padding_mask=pad)
+        >>> out.shape, w.shape
+        (torch.Size([2, 3, 8]), torch.Size([2, 2, 3, 5]))
+        >>> bool(torch.allclose(out, mha(x, y, y, key_padding_mask=pad)[0], atol=1e-6))
+        True
+        >>> same, _ = ours(x, y, key_mask=~pad)   # the package's convention: True = attend
+        >>> bool(torch.allclose(out, same))
+        True
     """
 
     def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None,
@@ -621,6 +679,12 @@ class CrossModalTransformerBlock(nn.Module):
           key_mask: :math:`(N, S)` (``True`` = attend) or key_padding_mask (``True`` =
           padding, as torch)
         - returns ``(y (N, L, E), weights (N, h, L, S))``
+
+    Examples:
+        >>> block = CrossModalTransformerBlock(embed_dim=8, num_heads=2, kdim=6)
+        >>> y, w = block(torch.randn(2, 3, 8), torch.randn(2, 5, 6))
+        >>> y.shape, w.shape
+        (torch.Size([2, 3, 8]), torch.Size([2, 2, 3, 5]))
     """
 
     def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None,

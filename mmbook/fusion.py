@@ -58,6 +58,15 @@ def check_modalities(zs, in_features: Sequence, name: str = "zs") -> list:
 
     Shape:
         - zs[m]: :math:`(N, D_m)`
+
+    Examples:
+        >>> zs = [torch.zeros(2, 3), torch.zeros(2, 5)]
+        >>> len(check_modalities(zs, (3, 5)))
+        2
+        >>> check_modalities(zs, (3, 4))
+        Traceback (most recent call last):
+        ...
+        ValueError: zs[1] has shape (2, 5) but expected (N, 4)
     """
     if isinstance(zs, torch.Tensor) or not isinstance(zs, (list, tuple)):
         raise ValueError(f"{name} must be a list of {len(in_features)} modality tensors "
@@ -106,6 +115,17 @@ class Fusion(nn.Module):
         - zs: a list of M tensors :math:`(N, D_m)`
         - present: :math:`(N, M)` or :math:`(M,)` bool, optional
         - output: :math:`(N, E)`
+
+    Examples:
+        >>> class MeanFusion(Fusion):
+        ...     def __init__(self, in_features):
+        ...         super().__init__(in_features, in_features[0])
+        ...     def forward(self, zs, present=None):
+        ...         zs = self.check_modalities(zs)
+        ...         return torch.stack(zs).mean(0)
+        >>> MeanFusion((4, 4))([torch.ones(2, 4), torch.zeros(2, 4)])
+        tensor([[0.5000, 0.5000, 0.5000, 0.5000],
+                [0.5000, 0.5000, 0.5000, 0.5000]])
     """
 
     def __init__(self, in_features: Sequence, out_features: int):
@@ -174,6 +194,11 @@ class ConcatFusion(Fusion):
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
         - output: :math:`(N, \sum_m D_m)`
+
+    Examples:
+        >>> fusion = ConcatFusion((3, 5))
+        >>> fusion([torch.randn(2, 3), torch.randn(2, 5)]).shape
+        torch.Size([2, 8])
     """
 
     def __init__(self, in_features: Sequence[int]):
@@ -211,6 +236,13 @@ class WeightedSumFusion(Fusion):
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
         - output: :math:`(N, E)`
+
+    Examples:
+        >>> fusion = WeightedSumFusion((3, 5), out_features=4)
+        >>> fusion([torch.randn(2, 3), torch.randn(2, 5)]).shape
+        torch.Size([2, 4])
+        >>> fusion.weights  # softmax of zero logits: equal weights at the start
+        tensor([0.5000, 0.5000], grad_fn=<SoftmaxBackward0>)
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int, project: bool = True):
@@ -275,6 +307,14 @@ class LateFusion(Fusion):
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
         - output: :math:`(N, C)` logits
+
+    Examples:
+        >>> fusion = LateFusion((3, 5), num_classes=4, mode="mean")
+        >>> logits = fusion([torch.randn(2, 3), torch.randn(2, 5)])
+        >>> logits.shape, bool(torch.allclose(logits.exp().sum(1), torch.ones(2)))
+        (torch.Size([2, 4]), True)
+        >>> fusion.weights
+        tensor([0.5000, 0.5000])
     """
 
     MODES = ("mean", "weighted", "meta")
@@ -391,6 +431,13 @@ class TensorFusion(Fusion):
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
         - output: :math:`(N, \prod_m (D_m + 1))`
+
+    Examples:
+        >>> fusion = TensorFusion((2, 3))
+        >>> fusion.out_features  # (2 + 1) * (3 + 1)
+        12
+        >>> fusion([torch.randn(5, 2), torch.randn(5, 3)]).shape
+        torch.Size([5, 12])
     """
 
     def __init__(self, in_features: Sequence[int]):
@@ -439,6 +486,15 @@ class LowRankTensorFusion(Fusion):
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
         - output: :math:`(N, E)`
+
+    Examples:
+        >>> fusion = LowRankTensorFusion((2, 3), out_features=4, rank=2)
+        >>> zs = [torch.randn(5, 2), torch.randn(5, 3)]
+        >>> fusion(zs).shape
+        torch.Size([5, 4])
+        >>> dense = TensorFusion((2, 3))(zs) @ fusion.full_weight() + fusion.bias
+        >>> bool(torch.allclose(fusion(zs), dense, atol=1e-5))
+        True
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int, rank: int,
@@ -508,6 +564,12 @@ class GatedFusion(Fusion):
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
         - output: :math:`(N, E)`
+
+    Examples:
+        >>> fusion = GatedFusion((3, 5), out_features=4)
+        >>> zs = [torch.randn(2, 3), torch.randn(2, 5)]
+        >>> fusion(zs).shape, fusion.gates(zs).shape
+        (torch.Size([2, 4]), torch.Size([2, 2, 4]))
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int):
@@ -554,6 +616,13 @@ class MultimodalModel(nn.Module):
     Shape:
         - inputs: the encoders' inputs, in order, batch first
         - output: the head's output, e.g. :math:`(N, C)` logits
+
+    Examples:
+        >>> from torch import nn
+        >>> model = MultimodalModel([nn.Linear(6, 3), nn.Identity()], ConcatFusion((3, 5)),
+        ...                         head=nn.Linear(8, 10))
+        >>> model(torch.randn(2, 6), torch.randn(2, 5)).shape
+        torch.Size([2, 10])
     """
 
     def __init__(self, encoders: Sequence[nn.Module], fusion: Fusion,

@@ -420,3 +420,154 @@ def test_chapter7_checkers():
     assert check_removed_modality([0.625, 0.375, 0.0], alpha, 2)
     assert not check_removed_modality([0.6, 0.4, 0.0], alpha, 2)
     assert not check_removed_modality([0.5, 0.3, 0.0], alpha, 2)
+
+
+# ------------------------------------------------------------------ masks: one rule (issue 11)
+def _qkv(N=2, L=4, S=6, E=8, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(N, L, E, generator=g, dtype=dtype),
+            torch.randn(N, S, E, generator=g, dtype=dtype),
+            torch.randn(N, S, E, generator=g, dtype=dtype))
+
+
+def _masks(N=2, L=4, S=6):
+    """Every kind of mask, each with a fully masked row where the kind can express one."""
+    g = torch.Generator().manual_seed(1)
+    allowed = torch.rand(N, L, S, generator=g) > 0.4
+    allowed[:, :, 0] = True
+    allowed[0, 2] = False  # a fully masked row
+    ninf = float("-inf")
+    additive = torch.zeros(N, L, S).masked_fill(~allowed, ninf)
+    biased = torch.randn(N, L, S, generator=g)  # finite: a bias, nothing forbidden
+    mixed = biased.masked_fill(~allowed, ninf)
+    return {"none": None, "bool": allowed, "bool (L, S)": allowed[0],
+            "float -inf": additive, "float bias": biased, "float bias and -inf": mixed,
+            "all -inf row (issue example)": torch.zeros(L, S).index_fill(0, torch.tensor([1]),
+                                                                          ninf)}
+
+
+@pytest.mark.parametrize("kind", list(_masks()))
+def test_both_paths_equal_torch_sdpa_on_every_mask(kind):
+    mask = _masks()[kind]
+    q, k, v = _qkv()
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.isfinite(ref).all()
+    out_w, weights = scaled_dot_product_attention(q, k, v, mask)  # readable path
+    out_f, none = scaled_dot_product_attention(q, k, v, mask, need_weights=False)  # fast path
+    assert none is None
+    assert_close(out_w, ref)
+    assert_close(out_f, ref)
+    # weights: each row sums to 1, or to 0 where every key is forbidden (never NaN)
+    sums = weights.sum(-1)
+    assert torch.isfinite(weights).all()
+    assert ((sums - 1).abs() < 1e-5).logical_or(sums == 0).all()
+    # the temperature path (weights only) agrees with an explicit rescaling
+    out_t, _ = scaled_dot_product_attention(q, k, v, mask, temperature=2.0)
+    assert torch.isfinite(out_t).all()
+
+
+def test_issue_example_all_minus_inf_row_is_zero_on_both_paths():
+    q, k, v = _qkv()
+    mask = torch.zeros(4, 6)
+    mask[1] = float("-inf")
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    for need in (True, False):
+        out, _ = scaled_dot_product_attention(q, k, v, mask, need_weights=need)
+        assert_close(out, ref)
+        assert (out[:, 1] == 0).all()
+
+
+def test_masked_softmax_float_mask_is_added():
+    s = torch.randn(3, 5)
+    bias = torch.randn(3, 5)
+    assert_close(masked_softmax(s, bias), torch.softmax(s + bias, -1))
+    bias[0] = float("-inf")
+    w = masked_softmax(s, bias)
+    assert (w[0] == 0).all()
+    assert_close(w[1:], torch.softmax(s[1:] + bias[1:], -1))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.tensor([0.0, float("inf"), 0.0]), r"\+inf"),
+    (torch.tensor([0.0, float("nan"), 0.0]), "NaN"),
+    (torch.tensor([1, 0, 1]), "bool .* or floating"),
+])
+def test_bad_masks_are_refused_on_both_paths(bad, match):
+    q, k, v = _qkv(S=3)
+    for need in (True, False):
+        with pytest.raises(ValueError, match=match):
+            scaled_dot_product_attention(q, k, v, bad, need_weights=need)
+
+
+def _kpm_kinds(N=3, S=7):
+    pad = ~lengths_to_mask(torch.tensor([7, 4, 6]), S)  # True = padding (torch)
+    g = torch.Generator().manual_seed(2)
+    bias = torch.randn(N, S, generator=g)
+    return {"bool": pad,
+            "float finite bias (issue example)": torch.zeros(N, S).index_fill(1, torch.tensor([2]),
+                                                                             1.0),
+            "float bias": bias,
+            "float -inf": torch.zeros(N, S).masked_fill(pad, float("-inf")),
+            "float bias and -inf": bias.masked_fill(pad, float("-inf"))}
+
+
+@pytest.mark.parametrize("kind", list(_kpm_kinds()))
+def test_key_padding_mask_is_read_as_nn_multiheadattention_reads_it(kind):
+    kpm = _kpm_kinds()[kind]
+    E, h = 16, 4
+    mha = nn.MultiheadAttention(E, h, batch_first=True).eval()
+    ours = MultiheadCrossModalAttention.from_torch(mha)
+    q, kv = torch.randn(3, 5, E), torch.randn(3, 7, E)
+    ref_out, ref_w = mha(q, kv, kv, key_padding_mask=kpm, average_attn_weights=False)
+    out, w = ours(q, kv, kv, key_padding_mask=kpm)
+    assert_close(out, ref_out)
+    assert_close(w, ref_w)
+    fast, _ = ours(q, kv, kv, key_padding_mask=kpm, need_weights=False)
+    assert_close(fast, ref_out)
+
+
+def test_a_fully_padded_key_row_gives_zero_attention_not_nan():
+    E = 8
+    mha = nn.MultiheadAttention(E, 2, batch_first=True).eval()
+    ours = MultiheadCrossModalAttention.from_torch(mha)
+    q, kv = torch.randn(2, 3, E), torch.randn(2, 5, E)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    pad[0] = True  # every key of sample 0 is padding
+    ref_fast, _ = mha(q, kv, kv, key_padding_mask=pad, need_weights=False)  # torch: 0 -> bias
+    for need in (True, False):
+        out, w = ours(q, kv, kv, key_padding_mask=pad, need_weights=need)
+        assert torch.isfinite(out).all()
+        assert_close(out, ref_fast)
+        if need:
+            assert (w[0] == 0).all()
+
+
+def test_key_mask_is_the_package_convention_of_key_padding_mask():
+    E = 8
+    att = MultiheadCrossModalAttention(E, 2)
+    q, kv = torch.randn(2, 3, E), torch.randn(2, 5, E)
+    keep = lengths_to_mask(torch.tensor([5, 2]), 5)  # True = attend
+    a, wa = att(q, kv, key_mask=keep)
+    b, wb = att(q, kv, key_padding_mask=~keep)
+    assert_close(a, b)
+    assert_close(wa, wb)
+    with pytest.raises(ValueError, match="not both"):
+        att(q, kv, key_mask=keep, key_padding_mask=~keep)
+    block = CrossModalTransformerBlock(E, 2)
+    assert_close(block(q, kv, key_mask=keep)[0], block(q, kv, key_padding_mask=~keep)[0])
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")
+def test_float_attn_mask_with_bool_key_padding_mask_matches_torch():
+    E, h = 8, 2
+    mha = nn.MultiheadAttention(E, h, batch_first=True).eval()
+    ours = MultiheadCrossModalAttention.from_torch(mha)
+    x, y = torch.randn(2, 4, E), torch.randn(2, 6, E)
+    attn = torch.randn(4, 6)
+    attn[3, 1:] = float("-inf")
+    pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2])
+    ref_out, ref_w = mha(x, y, y, attn_mask=attn, key_padding_mask=pad,
+                         average_attn_weights=False)
+    out, w = ours(x, y, attn_mask=attn, key_padding_mask=pad)
+    assert_close(out, ref_out)
+    assert_close(w, ref_w)

@@ -445,3 +445,136 @@ def test_ch06_checkers_accept_right_and_explain_wrong_answers():
     averaged_logits = ch06.check_average_probabilities(lambda ls: sum(ls) / len(ls))
     assert not averaged_logits and "logits" in averaged_logits.message
     assert not ch06.check_average_probabilities(lambda ls: None)
+
+
+# ----------------------------------------------------------------------------- the contract
+def _public_fusion_classes():
+    import inspect
+
+    from mmbook import attention, fusion
+
+    found = {}
+    for module in (fusion, attention):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) and issubclass(obj, nn.Module) and (
+                    "Fusion" in name or name == "ModalityAttention"):
+                found[name] = obj
+    found.pop("MultimodalModel", None)
+    found.pop("Fusion")
+    return found
+
+
+def _contract_instances():
+    from mmbook.attention import ModalityAttention
+
+    return {
+        "ConcatFusion": ConcatFusion(DIMS),
+        "WeightedSumFusion": WeightedSumFusion(DIMS, E),
+        "LateFusion": LateFusion(DIMS, C, mode="weighted"),
+        "LateFusion mean": LateFusion(DIMS, C, mode="mean"),
+        "LateFusion meta": LateFusion(DIMS, C, mode="meta"),
+        "TensorFusion": TensorFusion(DIMS),
+        "LowRankTensorFusion": LowRankTensorFusion(DIMS, E, rank=R),
+        "GatedFusion": GatedFusion(DIMS, E),
+        "ModalityAttention": ModalityAttention(4, num_modalities=3),
+    }
+
+
+def _dims_of(fusion):
+    return fusion.in_features if fusion.in_features[0] is not None else DIMS
+
+
+def test_every_public_fusion_class_is_a_fusion_and_is_tested_here():
+    from mmbook.fusion import Fusion
+
+    classes = _public_fusion_classes()
+    assert all(issubclass(cls, Fusion) for cls in classes.values()), classes
+    tested = {type(f).__name__ for f in _contract_instances().values()}
+    assert tested == set(classes)
+
+
+@pytest.mark.parametrize("name", list(_contract_instances()))
+def test_every_fusion_returns_one_tensor_through_multimodal_model(name):
+    fusion = _contract_instances()[name]
+    dims = _dims_of(fusion)
+    model = MultimodalModel([nn.Identity() for _ in dims], fusion)
+    out = model(*_inputs(dims))
+    assert isinstance(out, torch.Tensor) and out.shape == (N, fusion.out_features)
+    torch.testing.assert_close(out, fusion(_inputs(dims)))
+
+
+@pytest.mark.parametrize("name", list(_contract_instances()))
+@pytest.mark.parametrize("device, dtype", [("cpu", torch.float64), ("meta", torch.float32),
+                                           ("meta", torch.float64)])
+def test_every_fusion_follows_its_inputs_device_and_dtype(name, device, dtype):
+    fusion = _contract_instances()[name].to(device=device, dtype=dtype)
+    dims = _dims_of(fusion)
+    zs = [z.to(device=device, dtype=dtype) for z in _inputs(dims)]
+    out = MultimodalModel([nn.Identity() for _ in dims], fusion)(*zs)
+    assert out.device.type == device and out.dtype == dtype
+    if hasattr(fusion, "weights") and getattr(fusion, "mode", "") != "meta":
+        w = fusion.weights  # LateFusion's mean weights used to be created on the CPU
+        assert w.device.type == device and w.dtype == dtype
+
+
+def test_multimodal_model_takes_any_fusion_and_refuses_other_modules():
+    from mmbook.attention import ModalityAttention
+
+    with pytest.raises(TypeError, match="must be a mmbook.fusion.Fusion"):
+        MultimodalModel([nn.Identity(), nn.Identity()], nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="takes 3 modalities but 2 encoders"):
+        MultimodalModel([nn.Identity(), nn.Identity()], ConcatFusion(DIMS))
+    model = MultimodalModel([nn.Identity(), nn.Identity()], ModalityAttention(5))  # any K
+    assert model(torch.randn(2, 5), torch.randn(2, 5)).shape == (2, 5)
+
+
+def test_modality_attention_weights_behind_a_flag_or_an_attribute():
+    from mmbook.attention import ModalityAttention
+
+    fusion = ModalityAttention(4, num_modalities=3)
+    zs = _inputs((4, 4, 4))
+    z = fusion(zs)
+    z2, alpha = fusion(zs, return_weights=True)
+    torch.testing.assert_close(z, z2)
+    torch.testing.assert_close(fusion.last_weights, alpha.detach())
+    with pytest.raises(ValueError, match="K = 3"):
+        fusion(zs[:2])
+
+
+@pytest.mark.parametrize("name", ["concat", "tensor", "weighted_sum", "low_rank", "gated",
+                                  "attention"])
+def test_registry_builds_every_named_fusion(name):
+    from mmbook.fusion import FUSIONS, Fusion, make_fusion
+
+    kwargs = {"rank": 2} if name == "low_rank" else {}
+    out = None if name in ("concat", "tensor", "attention") else 6
+    fusion = make_fusion(name, (4, 4), out, **kwargs)
+    assert isinstance(fusion, Fusion) and name in FUSIONS
+    assert fusion(_inputs((4, 4))).shape == (N, fusion.out_features)
+
+
+def test_registry_errors_and_modules():
+    from mmbook.fusion import make_fusion
+
+    g = GatedFusion((4, 4), 3)
+    assert make_fusion(g, (4, 4)) is g
+    with pytest.raises(ValueError, match="takes 2 modalities, expected 3"):
+        make_fusion(g, (4, 4, 4))
+    with pytest.raises(ValueError, match="needs out_features"):
+        make_fusion("gated", (4, 4))
+    with pytest.raises(ValueError, match="has out_features=8"):
+        make_fusion("concat", (4, 4), 5)
+    with pytest.raises(ValueError, match="equal in_features"):
+        make_fusion("attention", (4, 5))
+
+
+def test_lstm_attention_fusion_takes_a_fusion_module_or_name():
+    from mmbook.models import LSTMAttentionFusion
+
+    images, audio = torch.randn(2, 1, 8, 8), torch.randn(2, 5, 6)
+    for fusion in ("gated", "attention", GatedFusion((8, 8), 4)):
+        model = LSTMAttentionFusion((8, 6), 8, num_classes=3, fusion=fusion)
+        assert model(images, audio).shape == (2, 3)
+    model = LSTMAttentionFusion((8, 6), 8, num_classes=3, fusion="low_rank", rank=2)
+    assert model.fusion.rank == 2
