@@ -635,9 +635,8 @@ class MultimodalModel(nn.Module):
         if len(self.encoders) < 1:
             raise ValueError("encoders must hold at least one module")
         M = len(self.encoders)
-        arity = (1,) * M if arity is None else tuple(arity)
-        if len(arity) != M or any(isinstance(a, bool) or not isinstance(a, int) or a < 1
-                                  for a in arity):
+        arity = (1,) * M if arity is None else check_sizes(arity, "arity")
+        if len(arity) != M:
             raise ValueError(f"arity must hold {M} positive ints (one per encoder), "
                              f"got {arity!r}")
         self.arity = arity

@@ -281,6 +281,8 @@ def check_lengths(lengths, batch_size: int | None = None, max_len: int | None = 
     """
     lengths = torch.as_tensor(lengths)
     check_shape(lengths, ("N",) if batch_size is None else (batch_size,), name)
+    if lengths.numel() == 0 and lengths.is_floating_point():
+        lengths = lengths.long()  # an empty list: no values, so no wrong dtype either
     if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
         raise ValueError(f"{name} must hold integers, got dtype {lengths.dtype}")
     if lengths.numel():

@@ -109,3 +109,58 @@ def test_check_shape_rejects_non_tensor():
     with pytest.raises(TypeError, match="x must be a tensor or array"):
         check_shape([1, 2], (2,), "x")
 
+
+
+# ----------------------------------------------------------------------------- lengths, dtypes
+def test_lengths_to_mask_on_an_empty_batch():
+    from mmbook.utils import lengths_to_mask
+
+    for empty in ([], torch.zeros(0, dtype=torch.int64), np.zeros(0, dtype=np.int64)):
+        mask = lengths_to_mask(empty)
+        assert mask.shape == (0, 0) and mask.dtype == torch.bool
+    assert lengths_to_mask([], max_len=5).shape == (0, 5)
+    # the same as torch's own construction on a non-empty batch
+    lengths = torch.tensor([3, 0, 2])
+    ref = torch.arange(4)[None, :] < lengths[:, None]
+    assert torch.equal(lengths_to_mask(lengths, 4), ref)
+    with pytest.raises(ValueError, match="max_len=2 is shorter"):
+        lengths_to_mask(lengths, 2)
+
+
+def test_check_lengths_names_range_and_dtype():
+    from mmbook.utils import check_lengths
+
+    assert check_lengths([2, 1], batch_size=2, max_len=2, min_length=1).tolist() == [2, 1]
+    with pytest.raises(ValueError, match=r"steps must lie in \[1, 4\], got values from 0 to 4"):
+        check_lengths([4, 0], max_len=4, name="steps", min_length=1)
+    with pytest.raises(ValueError, match="must hold integers, got dtype torch.float32"):
+        check_lengths(torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"lengths has shape \(3,\)"):
+        check_lengths([1, 2, 3], batch_size=2)
+
+
+def test_check_dtype_names_both_dtypes():
+    from mmbook.utils import check_dtype
+
+    x = torch.zeros(2, dtype=torch.float64)
+    assert check_dtype(x, torch.float64) is x
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64 but the LSTM's parameters "
+                                        r"are torch.float32"):
+        check_dtype(x, torch.float32, "x", "the LSTM")
+
+
+def test_environment_is_detected_in_one_place(monkeypatch):
+    from mmbook.utils import environment
+
+    assert environment() == "nbval"  # under pytest
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    import sys
+
+    monkeypatch.delitem(sys.modules, "nbval", raising=False)
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert environment() == "ipykernel"
+    monkeypatch.setenv("JPY_SESSION_NAME", "x.ipynb")
+    assert environment() == "jupyter"
+    monkeypatch.setitem(sys.modules, "google.colab", sys)
+    assert environment() == "colab"

@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ..utils import check_choice, check_positive, check_positive_int, check_probability
 from .download import ensure, fetch
 from .paths import cache_dir
 
@@ -143,8 +144,7 @@ def read_mnist(split: str, root=None):
     Shape:
         - output: ``x (n, 784)`` float32, ``y (n,)`` int64
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    check_choice(split, SPLITS, "split")
     prefix = "t10k" if split == "test" else "train"
     x = _read_idx(fetch("mnist", f"{prefix}-images-idx3-ubyte.gz", root), 3)
     y = _read_idx(fetch("mnist", f"{prefix}-labels-idx1-ubyte.gz", root), 1)
@@ -289,7 +289,7 @@ def _sizes(size) -> dict:
         raise ValueError(f"size must be one of {tuple(AV_SIZES)} or a dict with the keys "
                          f"{SPLITS}, got {size!r}")
     for split, n in size.items():
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 10:
+        if check_positive_int(n, f"size[{split!r}]") < 10:
             raise ValueError(f"size[{split!r}] must be an int >= 10, got {n!r}")
         if n > AV_MAX_SIZES[split]:
             raise ValueError(f"size[{split!r}] = {n} is larger than the source allows: MNIST "
@@ -374,13 +374,10 @@ def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
         ValueError: an unknown split or size, a size larger than MNIST's split, or an
             out-of-range ``energy_removed`` / ``noise_std``.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    check_choice(split, SPLITS, "split")
     sizes = _sizes(size)
-    if not 0.0 <= energy_removed < 1.0:
-        raise ValueError(f"energy_removed must be in [0, 1), got {energy_removed!r}")
-    if noise_std < 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
+    check_probability(energy_removed, "energy_removed", allow_one=False)
+    check_positive(noise_std, "noise_std", allow_zero=True)
     path = _cache_file(sizes, seed, energy_removed, noise_std, cache)
     data = _read_cache(path, sizes) if path.exists() else None
     if data is None:
