@@ -123,7 +123,7 @@ def test_av_modality_and_to(av):
     assert label == label2 == ds.labels[3] and length == ds.lengths[3]
     moved = ds.to("cpu")
     assert torch.equal(moved.images, ds.images) and moved.audio_files is ds.audio_files
-    with pytest.raises(ValueError, match="'image' or 'audio'"):
+    with pytest.raises(ValueError, match=r"one of \('image', 'audio'\)"):
         ds.modality("text")
 
 
