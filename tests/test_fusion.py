@@ -468,17 +468,7 @@ def _public_fusion_classes():
 def _contract_instances():
     from mmbook.attention import ModalityAttention
 
-    return {
-        "ConcatFusion": ConcatFusion(DIMS),
-        "WeightedSumFusion": WeightedSumFusion(DIMS, E),
-        "LateFusion": LateFusion(DIMS, C, mode="weighted"),
-        "LateFusion mean": LateFusion(DIMS, C, mode="mean"),
-        "LateFusion meta": LateFusion(DIMS, C, mode="meta"),
-        "TensorFusion": TensorFusion(DIMS),
-        "LowRankTensorFusion": LowRankTensorFusion(DIMS, E, rank=R),
-        "GatedFusion": GatedFusion(DIMS, E),
-        "ModalityAttention": ModalityAttention(4, num_modalities=3),
-    }
+    return {**_all_fusions(), "modality_attention": ModalityAttention(4, num_modalities=3)}
 
 
 def _dims_of(fusion):
