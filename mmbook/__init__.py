@@ -25,6 +25,7 @@ _SUBMODULES = (
     "plot",
     "widgets",
     "exercises",
+    "metrics",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -8,8 +8,14 @@ import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from mmbook.data.reviews import (REVIEW_WORDS, SpokenReviews, check_speaker_splits,
-                                 make_spoken_reviews, review_lexicon, word_vectors)
+from mmbook.data.reviews import (
+    REVIEW_WORDS,
+    SpokenReviews,
+    check_speaker_splits,
+    make_spoken_reviews,
+    review_lexicon,
+    word_vectors,
+)
 
 
 @pytest.fixture(scope="module")

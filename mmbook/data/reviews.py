@@ -40,7 +40,8 @@ Generative process (one utterance; every draw from one ``numpy`` generator seede
    frame features averaged over each word's interval, the word-aligned form in which
    MOSI's features are distributed.
 6. **Splits by speaker**: the speakers are shuffled and split 55 / 15 / 30 into train,
-   validation and test (close to MOSI's 52 / 10 / 31 % of utterances), so no test speaker is ever seen in training (MOSI's protocol).
+   validation and test (close to MOSI's 52 / 10 / 31 % of utterances), so no test
+   speaker is ever seen in training (MOSI's protocol).
 
 What a model can and cannot do, by construction: the words alone give the surface
 polarity, so on incongruent utterances a text-only model reads the opposite of the label;
@@ -55,8 +56,14 @@ from importlib import resources
 import numpy as np
 import torch
 
-from ..utils import (check_finite, check_positive, check_positive_int, check_probability,
-                     check_shape, to_numpy)
+from ..utils import (
+    check_finite,
+    check_positive,
+    check_positive_int,
+    check_probability,
+    check_shape,
+    to_numpy,
+)
 
 __all__ = [
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "review_lexicon",
