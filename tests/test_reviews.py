@@ -181,3 +181,16 @@ def test_bad_input_gets_clear_errors(data):
         make_spoken_reviews(50, n_speakers=2)
     with pytest.raises(ValueError, match="incongruent"):
         make_spoken_reviews(50, incongruent=1.5)
+
+
+def test_standardized_by_speaker(data):
+    ds = data["test"]
+    z = ds.standardized_by_speaker()
+    real = torch.arange(ds.tokens.shape[1])[None, :] < ds.lengths[:, None]
+    assert (z.visual[~real] == 0).all()
+    for s in ds.speakers.unique()[:3]:
+        words = z.acoustic[ds.speakers == s][real[ds.speakers == s]]
+        torch.testing.assert_close(words.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+        torch.testing.assert_close(words.std(0, unbiased=False), torch.ones(4), atol=1e-4,
+                                   rtol=0)
+    torch.testing.assert_close(z.tokens, ds.tokens)

@@ -320,6 +320,32 @@ class SpokenReviews(torch.utils.data.Dataset):
                              self.lengths[idx], self.scores[idx], self.speakers[idx],
                              self.incongruent[idx], texts, self.vocab, self.split, surface)
 
+    def standardized_by_speaker(self) -> SpokenReviews:
+        r"""A copy whose acoustic and visual features are z-scored per speaker.
+
+        For each speaker, every feature is centred and scaled with the mean and standard
+        deviation over all the real words of that speaker's utterances in this split,
+        :math:`\tilde x_{t,f} = (x_{t,f} - \mu_{s,f}) / \sigma_{s,f}`. No score is used,
+        so this is allowed on the test speakers too (it needs several utterances of each
+        speaker). It removes a speaker's baseline, which a model cannot learn for a new
+        speaker. Padding stays 0.
+        """
+        out = {}
+        real = torch.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]  # (N, L)
+        for name, x in (("acoustic", self.acoustic), ("visual", self.visual)):
+            y = torch.zeros_like(x)
+            for s in self.speakers.unique():
+                rows = self.speakers == s
+                m = real[rows]  # (n_s, L)
+                words = x[rows][m]  # (words of s, F)
+                mu, sd = words.mean(0), words.std(0, unbiased=False).clamp(min=1e-6)
+                z = (x[rows] - mu) / sd
+                y[rows] = z * m[..., None]
+            out[name] = y
+        return SpokenReviews(self.tokens, out["acoustic"], out["visual"], self.lengths,
+                             self.scores, self.speakers, self.incongruent, self.texts,
+                             self.vocab, self.split, self.surface)
+
     def with_permuted(self, name: str, seed: int = 0) -> SpokenReviews:
         """A copy whose modality ``name`` is shuffled among utterances of equal length.
 
@@ -387,9 +413,9 @@ def _nonverbal(rng, y, emph, style, W, noise: float) -> np.ndarray:
     return x + noise * rng.standard_normal(x.shape)
 
 
-def make_spoken_reviews(n: int = 2000, seed: int = 0, *, n_speakers: int = 30,
+def make_spoken_reviews(n: int = 2000, seed: int = 0, *, n_speakers: int = 60,
                         incongruent: float = 0.3, text_noise: float = 0.6,
-                        noise: float = 0.7, style: float = 0.4) -> dict:
+                        noise: float = 0.7, style: float = 0.3) -> dict:
     """Generate the spoken-reviews set (see the module docstring for the process).
 
     Args:
