@@ -26,6 +26,7 @@ _SUBMODULES = (
     "widgets",
     "exercises",
     "optim",
+    "metrics",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

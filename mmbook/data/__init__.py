@@ -15,6 +15,7 @@ from .download import ChecksumError, DownloadError, ensure, fetch, sha256_file
 from .mfeat import MFEAT_VIEWS, load_mfeat
 from .paths import cache_dir, data_root
 from .registry import DATASETS, attribution, checksums, file_url
+from .reviews import SpokenReviews, check_speaker_splits, make_spoken_reviews, word_vectors
 from .synthetic import INTERACTION_KINDS, make_interactions
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "make_interactions", "INTERACTION_KINDS",
     "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
     "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
+    "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "word_vectors",
 ]

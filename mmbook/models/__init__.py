@@ -9,6 +9,8 @@
 import importlib
 
 _LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention"}
+_LAZY.update({name: "sentiment" for name in (  # chapter 13
+    "ModalityEncoder", "UtteranceFusion", "WordLevelEarlyFusion", "CrossModalSentiment")})
 __all__ = list(_LAZY)
 
 
