@@ -218,8 +218,7 @@ class CrossModalSentiment(nn.Module):
         h = self.text(tokens, lengths, return_sequence=True)  # (N, L, E)
         ys = []
         for m, x in (("acoustic", acoustic), ("visual", visual)):
-            y, weights = self.blocks[m](h, self.project[m](x),
-                                        key_padding_mask=~mask)  # torch's mask: True = pad
+            y, weights = self.blocks[m](h, self.project[m](x), key_mask=mask)
             self.last_weights[m] = weights.detach()
             ys.append(y)
         y = torch.cat(ys, dim=-1) * mask[..., None]  # (N, L, 2E), zero on padding
