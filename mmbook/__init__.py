@@ -25,6 +25,7 @@ _SUBMODULES = (
     "plot",
     "widgets",
     "exercises",
+    "missing",
 )
 
 __all__ = ["__version__", *_SUBMODULES]
