@@ -160,13 +160,19 @@ class CrossModalAutoencoder(nn.Module):
 
 def fit_cross_modal_autoencoder(model: CrossModalAutoencoder, xs, *, epochs: int = 20,
                                 batch_size: int = 64, lr: float = 1e-3, p: float = 0.5,
-                                seed: int = 0) -> list:
-    """Train ``model`` to reconstruct every modality from random subsets of them.
+                                seed: int = 0, classifier: nn.Module | None = None,
+                                labels: torch.Tensor | None = None) -> list:
+    r"""Train ``model`` to reconstruct every modality from random subsets of them.
 
     Each mini-batch draws a ``present`` mask with :class:`~mmbook.missing.ModalityDropout`
-    (each modality dropped with probability ``p``, never all) and minimises
-    :meth:`CrossModalAutoencoder.reconstruction_loss` with Adam. The model stays where it
-    is; the data follow it. Deterministic for a given ``seed``.
+    (each modality dropped with probability ``p``, never all) and minimises, with Adam,
+
+    .. math:: \mathcal L = \frac1M \sum_m \mathrm{MSE}(\hat x_m, x_m)
+              \;+\; \mathrm{CE}\big(\mathrm{classifier}(u), y\big)
+
+    (the second term only with a ``classifier``: seed 003's encoder -> fusion -> decoder
+    + classifier pipeline, trained jointly). The model stays where it is; the data follow
+    it. Deterministic for a given ``seed``.
 
     Args:
         model: the autoencoder.
@@ -175,6 +181,8 @@ def fit_cross_modal_autoencoder(model: CrossModalAutoencoder, xs, *, epochs: int
         p: the modality dropout probability (0: always every modality, so no cross-modal
             reconstruction is learned).
         seed: seeds the shuffling and the masks without touching the global state.
+        classifier: optional module (N, latent_dim) -> (N, C) logits, trained jointly.
+        labels: (N,) class indices, needed with ``classifier``.
 
     Returns:
         the mean training loss of each epoch.
@@ -184,10 +192,20 @@ def fit_cross_modal_autoencoder(model: CrossModalAutoencoder, xs, *, epochs: int
     lr = check_positive(lr, "lr")
     drop = ModalityDropout(check_probability(p, "p", allow_one=False)).train()
     model._check(xs, None)
+    if any(x is None for x in xs):
+        raise ValueError("xs: training needs every modality of every sample (no None)")
+    if (classifier is None) != (labels is None):
+        raise ValueError("classifier and labels go together: pass both or neither")
     device = next(model.parameters()).device
     xs = [x.to(device) for x in xs]
     n, M = xs[0].shape[0], len(xs)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if labels is not None:
+        check_shape(labels, (n,), "labels")
+        labels = labels.to(device)
+        classifier.to(device).train()
+    params = list(model.parameters()) + ([] if classifier is None else
+                                         list(classifier.parameters()))
+    opt = torch.optim.Adam(params, lr=lr)
     history = []
     model.train()
     devices = [device] if device.type == "cuda" else []
@@ -199,11 +217,17 @@ def fit_cross_modal_autoencoder(model: CrossModalAutoencoder, xs, *, epochs: int
                 idx = order[start:start + batch_size]
                 batch = [x[idx] for x in xs]
                 present = drop(torch.ones(len(idx), M, dtype=torch.bool, device=device))
-                loss = model.reconstruction_loss(batch, present)
+                u = model.encode(batch, present)  # (n, latent_dim)
+                loss = torch.stack([nn.functional.mse_loss(dec(u), x)
+                                    for dec, x in zip(model.decoders, batch)]).mean()
+                if classifier is not None:
+                    loss = loss + nn.functional.cross_entropy(classifier(u), labels[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
             history.append(total / n)
     model.eval()
+    if classifier is not None:
+        classifier.eval()
     return history
