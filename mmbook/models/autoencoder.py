@@ -19,8 +19,14 @@ from torch import nn
 
 from ..fusion import WeightedSumFusion
 from ..missing import ModalityDropout
-from ..utils import (check_finite, check_positive, check_positive_int, check_probability,
-                     check_shape, check_sizes)
+from ..utils import (
+    check_finite,
+    check_positive,
+    check_positive_int,
+    check_probability,
+    check_shape,
+    check_sizes,
+)
 
 __all__ = ["CrossModalAutoencoder", "fit_cross_modal_autoencoder"]
 
