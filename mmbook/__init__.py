@@ -27,6 +27,7 @@ _SUBMODULES = (
     "exercises",
     "optim",
     "metrics",
+    "missing",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

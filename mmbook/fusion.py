@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .missing import ModalityDropout
 from .utils import _fmt, check_choice, check_positive_int, check_sizes
 
 __all__ = [
@@ -168,8 +169,67 @@ class Fusion(nn.Module):
                              f"{rows} have none")
         return p
 
+    def check_inputs(self, zs, present=None, name: str = "zs"):
+        """Check ``zs`` and ``present`` together; return ``(zs, mask)``.
+
+        Without ``present`` this is :meth:`check_modalities` and ``mask`` is ``None``.
+        With it, ``zs[m]`` may be ``None`` for a modality absent from every sample (it is
+        replaced by zeros of shape ``(N, D_m)``), and ``mask`` is bool ``(N, M)``.
+
+        Raises:
+            ValueError: as :meth:`check_modalities` and :meth:`check_present`, or a
+                ``None`` entry for a modality that some sample has.
+        """
+        if present is None:
+            return self.check_modalities(zs, name), None
+        M = self.num_modalities
+        if isinstance(zs, torch.Tensor) or not isinstance(zs, (list, tuple)) or len(zs) != M:
+            got = len(zs) if isinstance(zs, (list, tuple)) else type(zs).__name__
+            raise ValueError(f"{name} must be a list of {M} modality tensors (N, D_m), "
+                             f"None where absent, got {got}")
+        known = [z for z in zs if isinstance(z, torch.Tensor)]
+        if not known:
+            raise ValueError(f"{name}: at least one modality tensor is needed, got only None")
+        n = known[0].shape[0] if known[0].dim() else 0
+        mask = self.check_present(present, n, device=known[0].device).expand(n, M)
+        filled = []
+        for m, z in enumerate(zs):
+            if z is None:
+                if bool(mask[:, m].any()):
+                    raise ValueError(f"{name}[{m}] is None but present[:, {m}] is True for "
+                                     f"some samples")
+                d = self.in_features[m]
+                if not isinstance(d, int):
+                    raise ValueError(f"{name}[{m}] is None and in_features[{m}] gives no size")
+                z = known[0].new_zeros(n, d)
+            filled.append(z)
+        return self.check_modalities(filled, name), mask
+
+    @staticmethod
+    def zero_absent(zs, mask) -> list:
+        """``z_m`` with the rows of absent samples set to 0 (``mask`` bool ``(N, M)``).
+
+        ``torch.where``, not a product: whatever an absent row holds (even NaN) is
+        discarded."""
+        return [torch.where(mask[:, m:m + 1], z, torch.zeros((), dtype=z.dtype, device=z.device))
+                for m, z in enumerate(zs)]
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def _masked_weights(logits: torch.Tensor, mask) -> torch.Tensor:
+    """``softmax`` of the M modality logits, per sample over the present ones only.
+
+    ``logits`` (M,) or (N, M, ...); ``mask`` bool (N, M) or None. Returns (N, M, ...)
+    (or (M,) without a mask)."""
+    if mask is None:
+        return torch.softmax(logits, dim=-1 if logits.dim() == 1 else 1)
+    if logits.dim() == 1:
+        logits = logits.expand(mask.shape[0], -1)  # (N, M)
+    shape = mask.shape + (1,) * (logits.dim() - 2)
+    masked = logits.masked_fill(~mask.view(shape), float("-inf"))
+    return torch.softmax(masked, dim=1)
 
 
 def _append_one(z: torch.Tensor) -> torch.Tensor:
@@ -193,20 +253,27 @@ class ConcatFusion(Fusion):
 
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
+        - present: :math:`(N, M)` bool, optional
         - output: :math:`(N, \sum_m D_m)`
 
     Examples:
         >>> fusion = ConcatFusion((3, 5))
         >>> fusion([torch.randn(2, 3), torch.randn(2, 5)]).shape
         torch.Size([2, 8])
+
+    **Absent modality** (``present[n, m]`` False): its block of the output is filled with
+    zeros, :math:`z_m := 0`, whatever the input holds (the fusion cannot renormalise:
+    the head expects every block).
     """
 
     def __init__(self, in_features: Sequence[int]):
         sizes = check_sizes(in_features, "in_features")
         super().__init__(sizes, sum(sizes))
 
-    def forward(self, zs) -> torch.Tensor:
-        zs = check_modalities(zs, self.in_features)
+    def forward(self, zs, present=None) -> torch.Tensor:
+        zs, mask = self.check_inputs(zs, present)
+        if mask is not None:
+            zs = self.zero_absent(zs, mask)
         return torch.cat(zs, dim=1)  # (N, sum D_m)
 
     def extra_repr(self) -> str:
@@ -235,6 +302,7 @@ class WeightedSumFusion(Fusion):
 
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
+        - present: :math:`(N, M)` bool, optional
         - output: :math:`(N, E)`
 
     Examples:
@@ -243,6 +311,10 @@ class WeightedSumFusion(Fusion):
         torch.Size([2, 4])
         >>> fusion.weights  # softmax of zero logits: equal weights at the start
         tensor([0.5000, 0.5000], grad_fn=<SoftmaxBackward0>)
+
+    **Absent modality**: the weights are renormalised per sample over the present ones,
+    :math:`\alpha_{nm} = r_{nm} e^{w_m} / \sum_k r_{nk} e^{w_k}` with :math:`r` the
+    ``present`` mask; one modality left gives its own projection.
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int, project: bool = True):
@@ -260,10 +332,15 @@ class WeightedSumFusion(Fusion):
         r"""The modality weights :math:`\alpha = \operatorname{softmax}(w)`, shape (M,)."""
         return torch.softmax(self.weight_logits, dim=0)
 
-    def forward(self, zs) -> torch.Tensor:
-        zs = check_modalities(zs, self.in_features)
+    def forward(self, zs, present=None) -> torch.Tensor:
+        zs, mask = self.check_inputs(zs, present)
+        if mask is not None:
+            zs = self.zero_absent(zs, mask)  # absent rows get weight 0; no NaN leaks
         projected = torch.stack([p(z) for p, z in zip(self.projections, zs)], dim=1)  # (N, M, E)
-        return (self.weights[:, None] * projected).sum(dim=1)  # (N, E)
+        if mask is None:
+            return (self.weights[:, None] * projected).sum(dim=1)  # (N, E)
+        alpha = _masked_weights(self.weight_logits, mask)  # (N, M)
+        return (alpha[:, :, None] * projected).sum(dim=1)  # (N, E)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -290,8 +367,12 @@ class LateFusion(Fusion):
     linear on purpose: a non-linear one trained end to end would turn this into feature
     fusion through a C-dimensional bottleneck.
 
-    ``forward(zs, present=None)``: with ``present`` (M booleans) only the present
-    modalities vote (``"mean"``, ``"weighted"``), a natural way to handle a missing one.
+    **Absent modality**: ``forward(zs, present=None)`` with ``present`` (M booleans, or
+    bool ``(N, M)`` per sample) lets only the present modalities vote (``"mean"``,
+    ``"weighted"``): :math:`\beta` is renormalised per sample over them, so one modality
+    left gives exactly its own prediction; ``zs[m]`` may be ``None`` for a modality absent
+    from every sample. ``"meta"`` refuses an absent modality (its meta-classifier has an
+    input block per modality).
 
     Args:
         in_features: one entry per modality: an int :math:`D_m` (the head is then
@@ -306,6 +387,7 @@ class LateFusion(Fusion):
 
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
+        - present: :math:`(M,)` or :math:`(N, M)` bool, optional
         - output: :math:`(N, C)` logits
 
     Examples:
@@ -345,42 +427,57 @@ class LateFusion(Fusion):
         check_modalities(logits, [self.num_classes] * len(logits), name="head outputs")
         return logits
 
-    def _present(self, present) -> list:
-        """Validate ``present`` and return the indices of the modalities present."""
+    def _present(self, present, batch_size: int | None = None, device=None) -> torch.Tensor:
+        """Validate ``present`` (M booleans or bool (N, M)); return it as bool (N or 1, M)."""
         M = len(self.heads)
-        if len(present) != M:
-            raise ValueError(f"present must hold {M} booleans, got {len(present)}")
-        idx = [m for m, p in enumerate(present) if p]
-        if not idx:
-            raise ValueError("present: at least one modality must be present")
-        if self.mode == "meta" and len(idx) < M:
+        if not isinstance(present, torch.Tensor) and len(present) != M:
+            raise ValueError(f"present must hold {M} booleans (or be bool (N, {M})), got "
+                             f"{len(present)}")
+        mask = self.check_present(present, batch_size, device=device)
+        if self.mode == "meta" and not bool(mask.all()):
             raise ValueError("present: mode='meta' needs every modality (its meta-classifier "
                              "has one input block per modality); use 'mean' or 'weighted'")
-        return idx
+        return mask
 
     def combine(self, logits, present=None) -> torch.Tensor:
         """Combine per-modality logits ``[l_1, ..., l_M]`` (each (N, C)) into (N, C).
 
-        With ``present`` (M booleans), the absent modalities' entries are ignored (they
-        may be ``None``) and the weights :math:`\\beta` are renormalised over the present
-        ones: decision-level fusion degrades gracefully when a modality is missing.
+        With ``present`` (M booleans or bool (N, M)), absent modalities are ignored (an
+        entry may be ``None`` when no sample has it) and the weights :math:`\beta` are
+        renormalised per sample over the present ones: decision-level fusion degrades
+        gracefully when a modality is missing.
         """
         M = len(self.heads)
-        idx = list(range(M)) if present is None else self._present(present)
         if not isinstance(logits, (list, tuple)) or len(logits) != M:
             got = len(logits) if isinstance(logits, (list, tuple)) else type(logits).__name__
             raise ValueError(f"logits must be a list of {M} tensors (N, C), got {got}")
-        kept = check_modalities([logits[m] for m in idx], [self.num_classes] * len(idx),
-                                name="logits")
-        log_p = torch.stack([torch.log_softmax(ll, dim=1) for ll in kept], dim=1)  # (N, M', C)
+        if present is None:
+            kept = check_modalities(list(logits), [self.num_classes] * M, name="logits")
+            mask = None
+        else:
+            known = next((ll for ll in logits if isinstance(ll, torch.Tensor)), None)
+            n = None if known is None else known.shape[0]
+            mask = self._present(present, n, None if known is None else known.device)
+            idx = [m for m in range(M) if bool(mask[:, m].any())]
+            kept = check_modalities([logits[m] for m in idx], [self.num_classes] * len(idx),
+                                    name="logits")
+            full = [torch.zeros_like(kept[0])] * M  # placeholders: weight 0 below
+            for m, ll in zip(idx, kept):
+                full[m] = ll
+            kept = full
+        log_p = torch.stack([torch.log_softmax(ll, dim=1) for ll in kept], dim=1)  # (N, M, C)
+        if mask is not None:  # absent rows may hold anything: weight 0 must not meet NaN
+            log_p = log_p.masked_fill(~mask.expand(log_p.shape[:2])[:, :, None], 0.0)
         if self.mode == "meta":
             return self.meta(log_p.flatten(1))  # (N, M*C) -> (N, C)
-        if self.mode == "mean":
-            log_beta = log_p.new_zeros(len(idx))
+        w = log_p.new_zeros(M) if self.mode == "mean" else self.weight_logits
+        if mask is None:
+            log_beta = torch.log_softmax(w, dim=0)[None, :]  # (1, M)
         else:
-            log_beta = self.weight_logits[idx]
-        log_beta = torch.log_softmax(log_beta, dim=0)  # beta over the present modalities
-        return torch.logsumexp(log_beta[:, None] + log_p, dim=1)  # log sum_m beta_m p_m
+            mask = mask.expand(log_p.shape[0], M)
+            log_beta = torch.log_softmax(w.expand(mask.shape).masked_fill(~mask, float("-inf")),
+                                         dim=1)  # (N, M): beta over the present modalities
+        return torch.logsumexp(log_beta[:, :, None] + log_p, dim=1)  # log sum_m beta_m p_m
 
     @property
     def weights(self) -> torch.Tensor:
@@ -394,15 +491,22 @@ class LateFusion(Fusion):
     def forward(self, zs, present=None) -> torch.Tensor:
         if present is None:
             return self.combine(self.modality_logits(zs))
-        idx = self._present(present)
-        if not isinstance(zs, (list, tuple)) or len(zs) != len(self.heads):
-            raise ValueError(f"zs must be a list of {len(self.heads)} entries (None where "
-                             f"absent), got {type(zs).__name__}")
+        M = len(self.heads)
+        if not isinstance(zs, (list, tuple)) or len(zs) != M:
+            raise ValueError(f"zs must be a list of {M} entries (None where absent), got "
+                             f"{type(zs).__name__}")
+        known = next((z for z in zs if isinstance(z, torch.Tensor)), None)
+        n = None if known is None else known.shape[0]
+        mask = self._present(present, n, None if known is None else known.device)
+        idx = [m for m in range(M) if bool(mask[:, m].any())]
         kept = check_modalities([zs[m] for m in idx], [self.in_features[m] for m in idx])
-        logits = [None] * len(self.heads)
+        rows = mask.expand(kept[0].shape[0], M)
+        kept = [torch.where(rows[:, m:m + 1], z, torch.zeros((), dtype=z.dtype, device=z.device))
+                for m, z in zip(idx, kept)]  # absent rows: zeros in, weight 0 out
+        logits = [None] * M
         for m, ll in zip(idx, self._heads(kept, idx)):
             logits[m] = ll
-        return self.combine(logits, present)
+        return self.combine(logits, mask)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, mode={self.mode!r}"
@@ -430,6 +534,7 @@ class TensorFusion(Fusion):
 
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
+        - present: :math:`(N, M)` bool, optional
         - output: :math:`(N, \prod_m (D_m + 1))`
 
     Examples:
@@ -438,14 +543,19 @@ class TensorFusion(Fusion):
         12
         >>> fusion([torch.randn(5, 2), torch.randn(5, 3)]).shape
         torch.Size([5, 12])
+
+    **Absent modality**: :math:`z_m := 0`, so :math:`[z_m; 1] = [0; 1]`: every product that
+    involves modality m vanishes and exactly the terms of the present modalities remain.
     """
 
     def __init__(self, in_features: Sequence[int]):
         sizes = check_sizes(in_features, "in_features")
         super().__init__(sizes, math.prod(d + 1 for d in sizes))
 
-    def forward(self, zs) -> torch.Tensor:
-        zs = check_modalities(zs, self.in_features)
+    def forward(self, zs, present=None) -> torch.Tensor:
+        zs, mask = self.check_inputs(zs, present)
+        if mask is not None:
+            zs = self.zero_absent(zs, mask)
         t = _append_one(zs[0])  # (N, D_1 + 1)
         for z in zs[1:]:
             t = torch.einsum("ni,nj->nij", t, _append_one(z)).flatten(1)  # (N, P * (D_m + 1))
@@ -485,6 +595,7 @@ class LowRankTensorFusion(Fusion):
 
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
+        - present: :math:`(N, M)` bool, optional
         - output: :math:`(N, E)`
 
     Examples:
@@ -495,6 +606,9 @@ class LowRankTensorFusion(Fusion):
         >>> dense = TensorFusion((2, 3))(zs) @ fusion.full_weight() + fusion.bias
         >>> bool(torch.allclose(fusion(zs), dense, atol=1e-5))
         True
+
+    **Absent modality**: :math:`z_m := 0`, as in :class:`TensorFusion` (modality m then
+    contributes only the last row of its factors, :math:`[0; 1]^\top W_m^{(i)}`).
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int, rank: int,
@@ -520,8 +634,10 @@ class LowRankTensorFusion(Fusion):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, zs) -> torch.Tensor:
-        zs = check_modalities(zs, self.in_features)
+    def forward(self, zs, present=None) -> torch.Tensor:
+        zs, mask = self.check_inputs(zs, present)
+        if mask is not None:
+            zs = self.zero_absent(zs, mask)
         h = None
         for z, W in zip(zs, self.factors):
             f = torch.einsum("nd,rde->nre", _append_one(z), W)  # (N, R, E)
@@ -563,6 +679,7 @@ class GatedFusion(Fusion):
 
     Shape:
         - input: a list of M tensors, :math:`(N, D_m)`
+        - present: :math:`(N, M)` bool, optional
         - output: :math:`(N, E)`
 
     Examples:
@@ -570,6 +687,9 @@ class GatedFusion(Fusion):
         >>> zs = [torch.randn(2, 3), torch.randn(2, 5)]
         >>> fusion(zs).shape, fusion.gates(zs).shape
         (torch.Size([2, 4]), torch.Size([2, 2, 4]))
+
+    **Absent modality**: its input to the gate is zero-filled and its gate is set to 0,
+    the softmax renormalising over the present modalities (one left: :math:`h = h_m`).
     """
 
     def __init__(self, in_features: Sequence[int], out_features: int):
@@ -579,14 +699,20 @@ class GatedFusion(Fusion):
         self.transforms = nn.ModuleList(nn.Linear(d, out_features) for d in self.in_features)
         self.gate = nn.Linear(sum(self.in_features), M * out_features)
 
-    def gates(self, zs) -> torch.Tensor:
-        """The gate values :math:`g`, shape (N, M, E)."""
-        zs = check_modalities(zs, self.in_features)
+    def gates(self, zs, present=None) -> torch.Tensor:
+        """The gate values :math:`g`, shape (N, M, E) (0 for absent modalities)."""
+        zs, mask = self.check_inputs(zs, present)
+        if mask is not None:
+            zs = self.zero_absent(zs, mask)
         M, E = len(zs), self.out_features
-        return torch.softmax(self.gate(torch.cat(zs, dim=1)).view(-1, M, E), dim=1)  # (N, M, E)
+        logits = self.gate(torch.cat(zs, dim=1)).view(-1, M, E)  # (N, M, E)
+        return _masked_weights(logits, mask)  # softmax over the (present) modalities
 
-    def forward(self, zs) -> torch.Tensor:
-        g = self.gates(zs)
+    def forward(self, zs, present=None) -> torch.Tensor:
+        g = self.gates(zs, present)
+        zs, mask = self.check_inputs(zs, present)
+        if mask is not None:
+            zs = self.zero_absent(zs, mask)
         h = torch.stack([torch.tanh(t(z)) for t, z in zip(self.transforms, zs)], dim=1)
         return (g * h).sum(dim=1)  # (N, E)
 
@@ -606,15 +732,27 @@ class MultimodalModel(nn.Module):
     then ``audio, length``). For late fusion pass a :class:`LateFusion` (it holds the
     per-modality heads) and ``head=None``.
 
+    **Missing modalities**: ``model(*inputs, present=mask)`` (bool ``(N, M)``, True =
+    present) hands the mask to the fusion, which applies its documented rule (fill or
+    renormalise; see each :class:`Fusion`). The encoders still run on every input (give
+    anything finite, e.g. zeros, for absent ones); a modality absent from every sample may
+    be passed as ``None`` (all its positional inputs), and its encoder is skipped. With
+    ``modality_dropout=p`` (training only) each sample loses each modality with
+    probability p, never all of them (:class:`mmbook.missing.ModalityDropout`).
+
     Args:
         encoders: one module per modality (``nn.Identity()`` for raw features).
         fusion: a :class:`Fusion` over M modalities (any subclass: its ``forward(zs)``
             maps a list of M tensors to one tensor).
         head: the module after the fusion (``None``: the fusion output is returned).
         arity: the number of positional inputs of each encoder (default: 1 each).
+        modality_dropout: p, the probability of dropping each modality of each training
+            sample (0: off); needs a :class:`Fusion`, which knows what to do with absent
+            modalities.
 
     Shape:
         - inputs: the encoders' inputs, in order, batch first
+        - present: :math:`(N, M)` or :math:`(M,)` bool, optional
         - output: the head's output, e.g. :math:`(N, C)` logits
 
     Examples:
@@ -626,7 +764,8 @@ class MultimodalModel(nn.Module):
     """
 
     def __init__(self, encoders: Sequence[nn.Module], fusion: Fusion,
-                 head: nn.Module | None = None, arity: Sequence[int] | None = None):
+                 head: nn.Module | None = None, arity: Sequence[int] | None = None,
+                 modality_dropout: float = 0.0):
         super().__init__()
         if isinstance(encoders, nn.Module) and not isinstance(encoders, nn.ModuleList):
             raise ValueError("encoders must be a sequence of modules, one per modality, "
@@ -648,6 +787,7 @@ class MultimodalModel(nn.Module):
             raise ValueError(f"fusion takes {K} modalities but {M} encoders were given")
         self.fusion = fusion
         self.head = head if head is not None else nn.Identity()
+        self.modality_dropout = ModalityDropout(modality_dropout)
 
     def split_inputs(self, inputs: Sequence) -> list:
         """Group the positional inputs by encoder, ``arity[m]`` each."""
@@ -661,11 +801,22 @@ class MultimodalModel(nn.Module):
         return groups
 
     def encode(self, *inputs) -> list:
-        """The per-modality representations ``[z_1, ..., z_M]``."""
-        return [enc(*x) for enc, x in zip(self.encoders, self.split_inputs(inputs))]
+        """The per-modality representations ``[z_1, ..., z_M]`` (``None`` for a modality
+        whose inputs are all ``None``)."""
+        return [None if all(v is None for v in x) else enc(*x)
+                for enc, x in zip(self.encoders, self.split_inputs(inputs))]
 
-    def forward(self, *inputs) -> torch.Tensor:
-        return self.head(self.fusion(self.encode(*inputs)))
+    def forward(self, *inputs, present=None) -> torch.Tensor:
+        zs = self.encode(*inputs)
+        if self.training and self.modality_dropout.p > 0:
+            known = next(z for z in zs if z is not None)
+            n, M = known.shape[0], len(zs)
+            mask = (torch.ones(n, M, dtype=torch.bool, device=known.device) if present is None
+                    else self.fusion.check_present(present, n, known.device).expand(n, M))
+            present = self.modality_dropout(mask)
+        if present is None:
+            return self.head(self.fusion(zs))
+        return self.head(self.fusion(zs, present=present))
 
 
 # --------------------------------------------------------------------------- registry

@@ -143,3 +143,53 @@ class ResultsTable:
     def column(self, name: str) -> list:
         """The values of one column, in row order."""
         return [r[name] for r in self.rows]
+
+
+# ----------------------------------------------------------------------------- chapter 10
+def missing_rate_curves(results: Mapping, rates: Sequence[float], *, panels: Sequence[str],
+                        series: Sequence[str], modalities: Sequence[str] = ("audio", "image"),
+                        chance=None, figsize=(12, 5.2)):
+    """Accuracy against the fraction of test samples that lose a modality (chapter 10).
+
+    Args:
+        results: ``results[panel, serie, modality]`` = array ``(S, len(rates))`` of
+            accuracies over S seeds; the mean is drawn, the band is min to max.
+        rates: the missing rates (x axis).
+        panels: one column of panels each (e.g. the fusion methods).
+        series: one line each (e.g. the strategies).
+        modalities: one row of panels each: which modality goes missing.
+        chance: a dotted horizontal line, if given.
+
+    Returns:
+        the matplotlib figure.
+    """
+    x = np.asarray(rates) * 100
+    fig, axes = plt.subplots(len(modalities), len(panels), figsize=figsize, sharex=True,
+                             sharey=True, squeeze=False)
+    for i, mod in enumerate(modalities):
+        for j, panel in enumerate(panels):
+            ax = axes[i, j]
+            for k, serie in enumerate(series):
+                if (panel, serie, mod) not in results:
+                    continue
+                acc = np.asarray(results[panel, serie, mod], dtype=float)  # (S, R)
+                ax.plot(x, acc.mean(0), marker="o", ms=3, color=f"C{k}", label=serie)
+                ax.fill_between(x, acc.min(0), acc.max(0), color=f"C{k}", alpha=0.15, lw=0)
+            if chance is not None:
+                ax.axhline(chance, color="k", ls=":", lw=0.8)
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_title(panel, fontsize=10)
+            if j == 0:
+                ax.set_ylabel(f"{mod} missing\ntest accuracy", fontsize=10)
+            if i == len(modalities) - 1:
+                ax.set_xlabel("% of test samples", fontsize=10)
+            ax.tick_params(labelsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(series), fontsize=10,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+__all__ += ["missing_rate_curves"]

@@ -4,6 +4,10 @@
   RNN for audio joined in one network.
 * :class:`LSTMAttentionFusion` (chapter 7): the seeds' LSTM fusion model with
   cross-modal attention, done right.
+* :class:`CrossModalAutoencoder` (chapter 10): encoders, a fusion over the present
+  modalities and decoders; reconstructs any modality from the others.
+* :class:`CrossEncoder` (chapter 10): the seed's cross-encoder, each modality's tokens
+  attending to the other's, with a classification head.
 """
 
 import importlib
@@ -11,6 +15,8 @@ import importlib
 _LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention"}
 _LAZY.update({name: "sentiment" for name in (  # chapter 13
     "ModalityEncoder", "UtteranceFusion", "WordLevelEarlyFusion", "CrossModalSentiment")})
+_LAZY.update({"CrossModalAutoencoder": "autoencoder",
+              "fit_cross_modal_autoencoder": "autoencoder", "CrossEncoder": "cross_encoder"})
 __all__ = list(_LAZY)
 
 

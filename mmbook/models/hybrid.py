@@ -60,5 +60,5 @@ class HybridCNNRNN(MultimodalModel):
         self.num_classes = num_classes
 
     def forward(self, images: torch.Tensor, audio: torch.Tensor,
-                lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(images, audio, lengths)
+                lengths: torch.Tensor | None = None, present=None) -> torch.Tensor:
+        return super().forward(images, audio, lengths, present=present)

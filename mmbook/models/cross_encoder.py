@@ -1,0 +1,138 @@
+"""A cross-encoder: each modality's tokens attend to the other's, then a classifier.
+
+Seed 003 (§3.2) makes attention the key component of its cross-encoder: similarities
+between the modalities' features weight what each modality takes from the other. In the
+literature a cross-encoder encodes two inputs *jointly*, every token of one seeing every
+token of the other (as in the Multimodal Transformer of Tsai et al., 2019).
+:class:`CrossEncoder` does exactly that with two
+:class:`mmbook.attention.CrossModalTransformerBlock` stacks (1 <- 2 and 2 <- 1), pools each
+modality over its valid tokens, fuses the two pooled vectors and classifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..attention import CrossModalTransformerBlock
+from ..fusion import WeightedSumFusion
+from ..missing import ModalityDropout
+from ..utils import check_positive_int, check_shape, check_sizes, lengths_to_mask
+
+__all__ = ["CrossEncoder"]
+
+
+class CrossEncoder(nn.Module):
+    r"""Two token sequences encoded jointly by cross-modal attention, then classified.
+
+    .. math::
+        H_m^{(0)} = X_m W_m + P_m, \qquad
+        H_1^{(l)} = \mathrm{Block}_{1 \leftarrow 2}^{(l)}\big(H_1^{(l-1)}, H_2^{(l-1)}\big),
+        \quad
+        H_2^{(l)} = \mathrm{Block}_{2 \leftarrow 1}^{(l)}\big(H_2^{(l-1)}, H_1^{(l-1)}\big)
+
+    (each block: pre-norm multi-head cross-attention, queries from one modality, keys and
+    values from the other, then a feed-forward network, both residual), then
+    :math:`z_m = \mathrm{mean}_t H_m^{(L)}[t]` over the valid tokens,
+    :math:`z = \sum_m \alpha_{nm} z_m` over the present modalities and
+    :math:`\hat y = W z + b`. :math:`P_m` are learned position embeddings.
+
+    **Absent modality** (``present[n, m]`` False): sample n's other modality skips every
+    block that would read modality m (it keeps its own tokens, :math:`H^{(l)} =
+    H^{(l-1)}`), and the weights :math:`\alpha` are renormalised over the present
+    modalities; the absent input's values are ignored. With ``modality_dropout=p``
+    training samples lose each modality with probability p (never both).
+
+    Args:
+        in_features: :math:`(D_1, D_2)`, the token feature sizes.
+        max_lengths: :math:`(L_1, L_2)`, the longest sequences (for the position embeddings).
+        num_classes: C.
+        embed_dim: E.
+        num_heads: h (E must be divisible by h).
+        num_layers: L, blocks per direction.
+        dropout: dropout inside the blocks.
+        modality_dropout: p (training only; 0: off).
+
+    Attributes:
+        last_weights: the attention weights of the last layer from the last forward pass,
+            ``(weights_1_from_2 (N, h, L_1, L_2), weights_2_from_1 (N, h, L_2, L_1))``.
+
+    Shape:
+        - x1: :math:`(N, L_1, D_1)`, x2: :math:`(N, L_2, D_2)`
+        - lengths1, lengths2: :math:`(N,)` ints, optional (default: every token is real)
+        - present: :math:`(N, 2)` or :math:`(2,)` bool, optional
+        - output: :math:`(N, C)` logits
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> model = CrossEncoder((28, 64), max_lengths=(28, 41), num_classes=10)
+        >>> images, audio = torch.randn(3, 28, 28), torch.randn(3, 41, 64)
+        >>> tuple(model(images, audio, None, torch.tensor([41, 30, 12])).shape)
+        (3, 10)
+
+    Source: Y.-H. H. Tsai, S. Bai, P. P. Liang, J. Z. Kolter, L.-P. Morency,
+    R. Salakhutdinov, "Multimodal Transformer for unaligned multimodal language
+    sequences", ACL 2019.
+    """
+
+    def __init__(self, in_features: Sequence[int], max_lengths: Sequence[int], num_classes: int,
+                 embed_dim: int = 32, num_heads: int = 4, num_layers: int = 1,
+                 dropout: float = 0.0, modality_dropout: float = 0.0):
+        super().__init__()
+        self.in_features = check_sizes(in_features, "in_features")
+        self.max_lengths = check_sizes(max_lengths, "max_lengths")
+        if len(self.in_features) != 2 or len(self.max_lengths) != 2:
+            raise ValueError(f"in_features and max_lengths must hold 2 entries (two "
+                             f"modalities), got {self.in_features} and {self.max_lengths}")
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        E = check_positive_int(embed_dim, "embed_dim")
+        L = check_positive_int(num_layers, "num_layers")
+        self.embed = nn.ModuleList(nn.Linear(d, E) for d in self.in_features)
+        self.position = nn.ParameterList(nn.Parameter(0.02 * torch.randn(n, E))
+                                         for n in self.max_lengths)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(CrossModalTransformerBlock(E, num_heads, dropout=dropout)
+                          for _ in range(2)) for _ in range(L))  # [layer][target modality]
+        self.norms = nn.ModuleList(nn.LayerNorm(E) for _ in range(2))
+        self.fusion = WeightedSumFusion((E, E), E, project=False)
+        self.head = nn.Linear(E, num_classes)
+        self.modality_dropout = ModalityDropout(modality_dropout)
+        self.last_weights = None
+
+    def _tokens(self, m: int, x, lengths):
+        check_shape(x, ("N", None, self.in_features[m]), f"x{m + 1}")
+        n, t = x.shape[:2]
+        if t > self.max_lengths[m]:
+            raise ValueError(f"x{m + 1} has {t} tokens (shape {tuple(x.shape)}), more than "
+                             f"max_lengths[{m}] = {self.max_lengths[m]}")
+        if lengths is None:
+            mask = torch.ones(n, t, dtype=torch.bool, device=x.device)
+        else:
+            check_shape(lengths, (n,), f"lengths{m + 1}")
+            mask = lengths_to_mask(lengths.to(x.device), t)  # (N, T), True = real token
+            if bool((mask.sum(1) < 1).any()):
+                raise ValueError(f"lengths{m + 1} must be >= 1 for every sample")
+        return self.embed[m](x) + self.position[m][:t], mask  # (N, T, E), (N, T)
+
+    def _present(self, present, n: int, device) -> torch.Tensor:
+        mask = self.fusion.check_present(present, n, device).expand(n, 2) if present is not None \
+            else torch.ones(n, 2, dtype=torch.bool, device=device)
+        return self.modality_dropout(mask) if self.training else mask
+
+    def forward(self, x1, x2, lengths1=None, lengths2=None, present=None) -> torch.Tensor:
+        (h1, mask1), (h2, mask2) = self._tokens(0, x1, lengths1), self._tokens(1, x2, lengths2)
+        if h1.shape[0] != h2.shape[0]:
+            raise ValueError(f"x1 and x2 must share the batch size N, got {tuple(x1.shape)} "
+                             f"and {tuple(x2.shape)}")
+        p = self._present(present, h1.shape[0], h1.device)  # (N, 2)
+        for block_1, block_2 in self.blocks:
+            new1, w12 = block_1(h1, h2, key_padding_mask=~mask2)  # 1 attends to 2
+            new2, w21 = block_2(h2, h1, key_padding_mask=~mask1)  # 2 attends to 1
+            h1 = torch.where(p[:, 1, None, None], new1, h1)  # no 2: keep own tokens
+            h2 = torch.where(p[:, 0, None, None], new2, h2)
+        self.last_weights = (w12.detach(), w21.detach())
+        zs = [(self.norms[m](h) * k[:, :, None]).sum(1) / k.sum(1, keepdim=True)
+              for m, (h, k) in enumerate(((h1, mask1), (h2, mask2)))]  # each (N, E)
+        return self.head(self.fusion(zs, present=p))  # (N, C)

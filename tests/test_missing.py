@@ -1,0 +1,283 @@
+"""Missing modalities (chapter 10): the present mask through every fusion and
+MultimodalModel, ModalityDropout, missing_mask, CrossModalAutoencoder, CrossEncoder, and
+the chapter's exercise checkers."""
+
+import pytest
+import torch
+from torch import nn
+
+from mmbook.attention import CrossModalTransformerBlock
+from mmbook.exercises import ch10
+from mmbook.fusion import (
+    ConcatFusion,
+    GatedFusion,
+    LateFusion,
+    LowRankTensorFusion,
+    MultimodalModel,
+    TensorFusion,
+    WeightedSumFusion,
+)
+from mmbook.missing import ModalityDropout, missing_mask
+from mmbook.models import CrossEncoder, CrossModalAutoencoder, fit_cross_modal_autoencoder
+
+N, DIMS, C = 6, (3, 4), 5
+PRESENT = torch.tensor([[True, True], [True, False], [False, True],
+                        [True, False], [True, True], [False, True]])
+
+
+def _zs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(N, d, generator=g) for d in DIMS]
+
+
+def _zeroed(zs, present):
+    return [z * present[:, m:m + 1].float() for m, z in enumerate(zs)]
+
+
+def _nan_absent(zs, present):
+    return [torch.where(present[:, m:m + 1], z, torch.tensor(float("nan")))
+            for m, z in enumerate(zs)]
+
+
+@pytest.mark.parametrize("make", [lambda: ConcatFusion(DIMS), lambda: TensorFusion(DIMS),
+                                  lambda: LowRankTensorFusion(DIMS, 7, rank=2)],
+                         ids=["concat", "tensor", "low-rank"])
+def test_fill_fusions_equal_the_fusion_of_zero_filled_inputs(make):
+    torch.manual_seed(0)
+    f, zs = make(), _zs()
+    want = f(_zeroed(zs, PRESENT))
+    torch.testing.assert_close(f(zs, present=PRESENT), want)
+    torch.testing.assert_close(f(_nan_absent(zs, PRESENT), present=PRESENT), want)  # no NaN leak
+    torch.testing.assert_close(f(zs, present=torch.ones(N, 2, dtype=torch.bool)), f(zs))
+
+
+def test_weighted_sum_renormalises_per_sample():
+    torch.manual_seed(0)
+    f, zs = WeightedSumFusion(DIMS, 7), _zs()
+    with torch.no_grad():
+        f.weight_logits.copy_(torch.tensor([0.3, -0.8]))
+    proj = [p(z) for p, z in zip(f.projections, zs)]
+    w = torch.exp(f.weight_logits)
+    r = PRESENT.float()
+    alpha = r * w / (r * w).sum(1, keepdim=True)  # the formula, by hand
+    want = alpha[:, :1] * proj[0] + alpha[:, 1:] * proj[1]
+    torch.testing.assert_close(f(_nan_absent(zs, PRESENT), present=PRESENT), want)
+
+
+def test_late_fusion_per_sample_mask_equals_one_sample_at_a_time():
+    torch.manual_seed(0)
+    f, zs = LateFusion(DIMS, C, mode="weighted"), _zs()
+    with torch.no_grad():
+        f.weight_logits.copy_(torch.tensor([0.5, -1.0]))
+    out = f(_nan_absent(zs, PRESENT), present=PRESENT)
+    for n in range(N):
+        row = [z[n:n + 1] if bool(PRESENT[n, m]) else None for m, z in enumerate(zs)]
+        torch.testing.assert_close(out[n:n + 1], f(row, present=PRESENT[n].tolist()))
+    out.sum().backward()  # gradients stay finite with -inf weights
+    assert all(torch.isfinite(p.grad).all() for p in f.parameters() if p.grad is not None)
+
+
+def test_gated_fusion_gives_absent_modalities_gate_zero():
+    torch.manual_seed(0)
+    f, zs = GatedFusion(DIMS, 7), _zs()
+    g = f.gates(zs, present=PRESENT)
+    torch.testing.assert_close(g.sum(1), torch.ones(N, 7))
+    assert (g[~PRESENT] == 0).all()
+    only_first = PRESENT[:, 0] & ~PRESENT[:, 1]
+    h0 = torch.tanh(f.transforms[0](zs[0]))
+    torch.testing.assert_close(f(_nan_absent(zs, PRESENT), present=PRESENT)[only_first],
+                               h0[only_first])
+
+
+def test_present_errors_name_the_argument_and_shape():
+    f, zs = ConcatFusion(DIMS), _zs()
+    with pytest.raises(ValueError, match=r"present must have shape \(6, 2\)"):
+        f(zs, present=torch.ones(N, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="dtype"):
+        f(zs, present=torch.ones(N, 2))
+    with pytest.raises(ValueError, match="at least one modality; rows"):
+        f(zs, present=torch.tensor([[True, True]] * 5 + [[False, False]]))
+    with pytest.raises(ValueError, match=r"zs\[1\] is None but present"):
+        f([zs[0], None], present=PRESENT)
+    out = f([zs[0], None], present=torch.tensor([True, False]))  # absent everywhere: None ok
+    torch.testing.assert_close(out, torch.cat([zs[0], torch.zeros(N, 4)], 1))
+
+
+def test_multimodal_model_carries_present_and_modality_dropout():
+    torch.manual_seed(0)
+    model = MultimodalModel([nn.Linear(3, 3), nn.Linear(4, 4)], WeightedSumFusion(DIMS, 5),
+                            nn.Linear(5, C), modality_dropout=0.5).eval()
+    zs = _zs()
+    with torch.no_grad():
+        z = [e(x) for e, x in zip(model.encoders, zs)]
+        torch.testing.assert_close(model(*zs, present=PRESENT),
+                                   model.head(model.fusion(z, present=PRESENT)))
+        torch.testing.assert_close(model(*zs), model.head(model.fusion(z)))  # eval: no drop
+        only = torch.tensor([True, False])
+        torch.testing.assert_close(model(zs[0], None, present=only),
+                                   model(zs[0], zs[1], present=only))
+    model.train()
+    torch.manual_seed(1)
+    model(*zs).sum().backward()  # trains with random masks
+    with pytest.raises(ValueError, match="modality_dropout needs"):
+        MultimodalModel([nn.Identity()] * 2, nn.Identity(), modality_dropout=0.2)
+    with pytest.raises(ValueError, match="probability"):
+        MultimodalModel([nn.Identity()] * 2, ConcatFusion(DIMS), modality_dropout=1.0)
+
+
+def test_modality_dropout_statistics_and_eval_identity():
+    torch.manual_seed(0)
+    present = torch.ones(20000, 3, dtype=torch.bool)
+    present[:5000, 2] = False
+    drop = ModalityDropout(0.3).train()
+    out = drop(present)
+    assert not (out & ~present).any() and out.any(1).all()
+    kept = out[5000:].float().mean().item()
+    assert abs(kept - (0.7 + 0.3 ** 3 / 3)) < 0.01  # 1 - p plus the rescued rows
+    assert torch.equal(drop.eval()(present), present)
+    with pytest.raises(ValueError, match="bool"):
+        drop(present.float())
+    with pytest.raises(ValueError, match="p must be a probability"):
+        ModalityDropout(1.0)
+
+
+def test_missing_mask():
+    g = torch.Generator().manual_seed(0)
+    m = missing_mask(10, 2, 0, 0.5, generator=g)
+    assert m.dtype == torch.bool and int((~m[:, 0]).sum()) == 5 and m[:, 1].all()
+    assert missing_mask(10, 2, 1, 0.0).all()
+    with pytest.raises(ValueError, match=r"modality must be an index in \[0, 2\)"):
+        missing_mask(10, 2, 2, 0.5)
+    with pytest.raises(ValueError, match="rate"):
+        missing_mask(10, 2, 0, 1.5)
+    with pytest.raises(ValueError, match="none left"):
+        missing_mask(10, 1, 0, 0.5)
+
+
+def test_autoencoder_encode_decode_impute():
+    torch.manual_seed(0)
+    ae = CrossModalAutoencoder((5, 3), latent_dim=4, hidden_features=8, names=("a", "b"))
+    xs = [torch.randn(N, 5), torch.randn(N, 3)]
+    u = [enc(x) for enc, x in zip(ae.encoders, xs)]
+    w = torch.softmax(ae.fusion.weight_logits, 0)
+    torch.testing.assert_close(ae.encode(xs), w[0] * u[0] + w[1] * u[1])
+    only_a = torch.tensor([True, False])
+    torch.testing.assert_close(ae.encode([xs[0], None], only_a), u[0])
+    torch.testing.assert_close(ae.encode(xs, only_a), u[0])
+    torch.testing.assert_close(ae.decode(u[0], "b"), ae.decoders[1](u[0]))
+    filled = ae.impute(xs, PRESENT)
+    for m in range(2):
+        keep = PRESENT[:, m]
+        torch.testing.assert_close(filled[m][keep], xs[m][keep])
+        torch.testing.assert_close(filled[m][~keep], ae(xs, PRESENT)[m][~keep])
+    with pytest.raises(ValueError, match="modality 'c' is unknown"):
+        ae.decode(u[0], "c")
+    with pytest.raises(ValueError, match=r"modality must be an index in \[0, 2\)"):
+        ae.decode(u[0], 2)
+    with pytest.raises(ValueError, match=r"xs\[1\] has shape \(6, 4\)"):
+        ae([xs[0], torch.randn(N, 4)])
+    with pytest.raises(ValueError, match="NaN"):
+        ae([xs[0], torch.full((N, 3), float("nan"))])
+    with pytest.raises(ValueError, match="at least one modality"):
+        ae(xs, torch.tensor([[False, False]] * N))
+
+
+def test_autoencoder_learns_cross_modal_reconstruction():
+    torch.manual_seed(0)
+    latent = torch.randn(400, 2)
+    xs = [latent @ torch.randn(2, 6), latent @ torch.randn(2, 5)]  # shared 2-d cause
+    ae = CrossModalAutoencoder((6, 5), latent_dim=4, hidden_features=32)
+    hist = fit_cross_modal_autoencoder(ae, xs, epochs=25, batch_size=100, lr=1e-2, seed=0)
+    assert hist[-1] < 0.2 * hist[0]
+    with torch.no_grad():
+        from_first = ae([xs[0], None], torch.tensor([True, False]))[1]
+    baseline = ((xs[1] - xs[1].mean(0)) ** 2).mean()
+    assert ((from_first - xs[1]) ** 2).mean() < 0.2 * baseline
+    with pytest.raises(ValueError, match="classifier and labels"):
+        fit_cross_modal_autoencoder(ae, xs, epochs=1, classifier=nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="no None"):
+        fit_cross_modal_autoencoder(ae, [xs[0], None], epochs=1)
+
+
+def test_cross_encoder_blocks_masks_and_absent_modality():
+    torch.manual_seed(0)
+    model = CrossEncoder((6, 5), max_lengths=(4, 7), num_classes=C, embed_dim=8,
+                         num_heads=2).eval()
+    x1, x2 = torch.randn(3, 4, 6), torch.randn(3, 7, 5)
+    lengths2 = torch.tensor([7, 3, 5])
+    with torch.no_grad():
+        out = model(x1, x2, None, lengths2)
+        # the first layer by hand, from the chapter 7 blocks
+        h1 = model.embed[0](x1) + model.position[0][:4]
+        h2 = model.embed[1](x2) + model.position[1][:7]
+        pad2 = torch.arange(7)[None] >= lengths2[:, None]
+        b1, b2 = model.blocks[0]
+        assert isinstance(b1, CrossModalTransformerBlock)
+        h1n, _ = b1(h1, h2, key_padding_mask=pad2)
+        h2n, _ = b2(h2, h1)
+        z1 = model.norms[0](h1n).mean(1)
+        keep = (~pad2).float()[:, :, None]
+        z2 = (model.norms[1](h2n) * keep).sum(1) / keep.sum(1)
+        torch.testing.assert_close(out, model.head(0.5 * z1 + 0.5 * z2))
+        # padding is ignored; an absent modality's values are ignored
+        x2b = x2.clone()
+        x2b[1, 3:] = 100.0
+        torch.testing.assert_close(model(x1, x2b, None, lengths2), out)
+        p = torch.tensor([[True, False]] * 3)
+        torch.testing.assert_close(model(x1, x2, present=p),
+                                   model(x1, torch.randn(3, 7, 5), present=p))
+    with pytest.raises(ValueError, match=r"x2 must have 3 dimensions"):
+        model(x1, torch.randn(3, 5))
+    with pytest.raises(ValueError, match="more than max_lengths"):
+        model(x1, torch.randn(3, 9, 5))
+    with pytest.raises(ValueError, match="2 entries"):
+        CrossEncoder((6, 5, 4), (4, 7, 2), C)
+
+
+# ----------------------------------------------------------------------------- exercises
+def test_check_masked_concat_diagnoses():
+    good = lambda zs, r: torch.cat([torch.where(r[:, m:m + 1], z, torch.zeros(()))  # noqa: E731
+                                    for m, z in enumerate(zs)], 1)
+    assert ch10.check_masked_concat(good)
+    product = ch10.check_masked_concat(
+        lambda zs, r: torch.cat([z * r[:, m:m + 1] for m, z in enumerate(zs)], 1))
+    assert not product and "torch.where" in product.message
+    flipped = ch10.check_masked_concat(
+        lambda zs, r: torch.cat([torch.where(~r[:, m:m + 1], torch.nan_to_num(z), 0.0)
+                                 for m, z in enumerate(zs)], 1))
+    assert not flipped and "present is True where" in flipped.message
+    unmasked = ch10.check_masked_concat(lambda zs, r: torch.cat(zs, 1))
+    assert not unmasked and "NaN" in unmasked.message
+    assert "forget to return" in ch10.check_masked_concat(lambda zs, r: None).message
+
+
+def test_check_renormalised_average_diagnoses():
+    assert ch10.check_renormalised_average(
+        lambda p, r: (p * r[:, :, None]).sum(1) / r.sum(1, keepdim=True))
+    by_m = ch10.check_renormalised_average(lambda p, r: (p * r[:, :, None]).sum(1) / 3)
+    assert not by_m and "number of modalities each sample has" in by_m.message
+    all_m = ch10.check_renormalised_average(lambda p, r: p.mean(1))
+    assert not all_m and "absent ones too" in all_m.message
+    raised = ch10.check_renormalised_average(lambda p, r: p @ r)
+    assert not raised and "raised" in raised.message
+
+
+def test_check_modality_dropout_diagnoses():
+    def good(present, p):
+        keep = present & (torch.rand(present.shape) >= p)
+        empty = ~keep.any(1)
+        keep[empty.nonzero().squeeze(1),
+             torch.multinomial(present[empty].float(), 1).squeeze(1)] = True
+        return keep
+
+    assert ch10.check_modality_dropout(good)
+    no_rescue = ch10.check_modality_dropout(
+        lambda r, p: r & (torch.rand(r.shape) >= p))
+    assert not no_rescue and "lost every modality" in no_rescue.message
+    adds = ch10.check_modality_dropout(lambda r, p: good(torch.ones_like(r), p))
+    assert not adds and "only drop, never add" in adds.message
+    per_batch = ch10.check_modality_dropout(
+        lambda r, p: r & torch.tensor([True, True, False]))
+    assert not per_batch and "per sample" in per_batch.message
+    inverted = ch10.check_modality_dropout(lambda r, p: good(r, 1 - p))
+    assert not inverted and "1 - p" in inverted.message
