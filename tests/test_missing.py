@@ -119,7 +119,7 @@ def test_multimodal_model_carries_present_and_modality_dropout():
     model.train()
     torch.manual_seed(1)
     model(*zs).sum().backward()  # trains with random masks
-    with pytest.raises(ValueError, match="modality_dropout needs"):
+    with pytest.raises(TypeError, match="fusion must be a mmbook.fusion.Fusion"):
         MultimodalModel([nn.Identity()] * 2, nn.Identity(), modality_dropout=0.2)
     with pytest.raises(ValueError, match="probability"):
         MultimodalModel([nn.Identity()] * 2, ConcatFusion(DIMS), modality_dropout=1.0)
