@@ -129,6 +129,9 @@ def polynomial_kernel(X, Y=None, degree: int = 3, gamma=None, coef0: float = 1):
     return _to_like((g * (Xt @ Yt.T) + coef0) ** degree, X)
 
 
+_BLOCK = 256  # rows per block of squared_distances: small float64 temporaries
+
+
 def squared_distances(X, Y=None):
     r"""Squared Euclidean distances :math:`\|x_i - y_j\|^2`, exact far from the origin.
 
@@ -138,8 +141,10 @@ def squared_distances(X, Y=None):
 
     one matrix product for all pairs. Shifting by :math:`\mu` leaves the distances alone
     but keeps the three terms small, and float32 input is computed in float64 (as
-    scikit-learn does), so the subtraction does not cancel the answer away. Rounding
-    below zero is clamped, and the diagonal of :math:`D(X, X)` is exactly 0.
+    scikit-learn does), so the subtraction does not cancel the answer away. The product
+    runs in blocks of rows (float64 temporaries stay small); for :math:`D(X, X)` only the
+    upper triangle is computed and mirrored. Rounding below zero is clamped, and the
+    diagonal of :math:`D(X, X)` is exactly 0.
 
     Shape:
         - X: :math:`(N, D)`, Y: :math:`(N', D)` (default ``X``)
@@ -158,10 +163,16 @@ def squared_distances(X, Y=None):
     B = A if same else Yt.to(work) - mu                     # (N', D)
     a2 = (A * A).sum(1, keepdim=True)                       # (N, 1)
     b2 = a2.T if same else (B * B).sum(1)[None, :]          # (1, N')
-    d2 = torch.addmm(a2, A, B.T, alpha=-2).add_(b2).clamp_min_(0)   # (N, N')
+    d2 = torch.empty(A.shape[0], B.shape[0], dtype=Xt.dtype, device=Xt.device)
+    for i in range(0, A.shape[0], _BLOCK):
+        j, rows = (i if same else 0), slice(i, i + _BLOCK)   # same: upper triangle only
+        block = torch.addmm(a2[rows], A[rows], B[j:].T, alpha=-2).add_(b2[:, j:])
+        d2[rows, j:] = block.clamp_min_(0)                  # (block, N' - j), cast on copy
+        if same:
+            d2[i + _BLOCK:, rows] = d2[rows, i + _BLOCK:].T  # mirror below the diagonal
     if same:
         d2.fill_diagonal_(0)
-    return _to_like(d2.to(Xt.dtype), X)
+    return _to_like(d2, X)
 
 
 def rbf_kernel(X, Y=None, gamma=None):
