@@ -356,13 +356,14 @@ class SharedSubspace(MultiViewTransformer):
         - Xs: list of M arrays :math:`(N, D_m)`; transform: list of M arrays :math:`(N, k)`.
 
     Examples:
-        >>> rng = np.random.default_rng(0)
-        >>> s = rng.normal(size=(100, 1))
-        >>> Xs = [np.hstack([s + 0.3 * rng.normal(size=(100, 1)), rng.normal(size=(100, 2))])
-        ...       for _ in range(2)]
-        >>> ss = SharedSubspace(n_components=1, max_iter=50).fit(Xs)
-        >>> Z1, Z2 = ss.transform(Xs)
-        >>> bool(np.corrcoef(Z1[:, 0], Z2[:, 0])[0, 1] > 0.8)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> s = torch.randn(100, 1, generator=g, dtype=torch.float64)
+        >>> X = torch.cat([s, torch.randn(100, 2, generator=g, dtype=torch.float64)], 1)
+        >>> Y = torch.cat([s + 0.3 * torch.randn(100, 1, generator=g, dtype=torch.float64),
+        ...                torch.randn(100, 3, generator=g, dtype=torch.float64)], 1)
+        >>> ss = SharedSubspace(n_components=1, max_iter=50).fit([X, Y])
+        >>> Z1, Z2 = ss.transform([X, Y])                 # tensors in, tensors out
+        >>> bool(torch.corrcoef(torch.cat([Z1, Z2], 1).T)[0, 1] > 0.8)
         True
     """
 

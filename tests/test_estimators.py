@@ -151,6 +151,8 @@ def test_multi_view_idempotent(est):
     first = _out(a, Xs)
     _same(first, _out(a, Xs))                       # transform twice
     _same(first, _out(_fit(a, Xs, y), Xs))          # fit again on the same data
+    if isinstance(est, MultiViewTransformer):         # fit_transform returns what transform does
+        _same(first, [np.asarray(Z) for Z in clone(est).fit_transform(Xs)])
 
 
 @pytest.mark.parametrize("est", MULTI_VIEW, ids=repr)

@@ -6,14 +6,6 @@ import pytest
 import scipy.linalg
 import torch
 from sklearn import cross_decomposition
-from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import (
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 from torch.testing import assert_close
 
 from mmbook.subspace import (
@@ -133,21 +125,6 @@ def test_shared_subspace_orthonormal_does_not_collapse_and_reaches_cca():
     agreement = np.trace(Zx.T @ Zy) / (n - 1)
     assert agreement == pytest.approx(cca.canonical_correlations_.sum(), rel=1e-3)
     assert float(scatter_penalty([torch.from_numpy(Zx), torch.from_numpy(Zy)])) < 1e-6
-
-
-@pytest.mark.parametrize("est", [SharedSubspace(), MultiviewCCA(), CCA()])
-def test_estimator_api(est):
-    name = type(est).__name__
-    check_parameters_default_constructible(name, est)
-    check_no_attributes_set_in_init(name, est)
-    check_get_params_invariance(name, est)
-    check_set_params(name, est)
-    assert clone(est).get_params() == est.get_params()
-    X, Y = two_views(n=100)
-    with pytest.raises(NotFittedError):
-        est.transform([X, Y]) if name != "CCA" else est.transform(X)
-    fitted = est.fit(X, Y) if name == "CCA" else est.fit([X, Y])
-    assert fitted is est
 
 
 @pytest.mark.parametrize("make, match", [
