@@ -66,14 +66,18 @@ def _as_matrix(x, name: str, device=None) -> torch.Tensor:
     return t if device is None else t.to(device)
 
 
-def _to_like(t: torch.Tensor, like):
+def _to_like(t: torch.Tensor, like, cast: bool = True):
     """``t`` in the form of the user's input ``like``: NumPy if ``like`` is not a tensor,
-    else a tensor on ``like``'s device; with ``like``'s dtype when both are floating."""
+    else a tensor on ``like``'s device; with ``like``'s dtype when both are floating and
+    ``cast`` (results). Learned attributes use ``cast=False``: they keep the exact dtype,
+    so that a float32 fit does not round, say, a mean near 1e4 to float32."""
     if not isinstance(like, torch.Tensor):
         out, dtype = to_numpy(t), getattr(like, "dtype", None)
-        if isinstance(dtype, np.dtype) and dtype.kind == "f" and out.dtype.kind == "f":
+        if cast and isinstance(dtype, np.dtype) and dtype.kind == "f" and out.dtype.kind == "f":
             out = out.astype(dtype, copy=False)
         return out
+    if not cast:
+        return t.to(like.device)
     if like.is_floating_point() and t.is_floating_point():
         return t.to(device=like.device, dtype=like.dtype)
     return t.to(like.device)

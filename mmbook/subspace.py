@@ -12,7 +12,8 @@ arguments; ``fit`` checks them (``n_components`` at most the rank of the centere
 They compute with torch: tensors stay on their device; NumPy input is computed on
 :func:`mmbook.utils.get_device` and comes back as NumPy. Linear algebra runs in float64
 (float32 on Apple MPS, which has no float64), so float32 data far from the origin are
-centered without cancellation. Learned attributes have the kind of the fitted input.
+centered without cancellation. Learned attributes have the kind of the fitted input
+(NumPy or tensor) and stay in float64; ``transform`` returns the input's dtype.
 Signs follow the package's rule: the first view's training score of largest magnitude
 is positive in every component.
 
@@ -155,9 +156,9 @@ class CCA(TwoViewTransformer):
         T = Wxx @ _cov(Xc, Yc) @ Wyy
         U, s, Vh = torch.linalg.svd(T, full_matrices=False)
         _, Wx, Wy = _fix_signs(Xc @ Wxx @ U[:, :k], Wxx @ U[:, :k], Wyy @ Vh[:k].T)
-        self.x_weights_, self.y_weights_ = _to_like(Wx, X), _to_like(Wy, X)
-        self.x_mean_, self.y_mean_ = _to_like(mx, X), _to_like(my, X)
-        self.canonical_correlations_ = _to_like(s[:k], X)
+        self.x_weights_, self.y_weights_ = _to_like(Wx, X, False), _to_like(Wy, X, False)
+        self.x_mean_, self.y_mean_ = _to_like(mx, X, False), _to_like(my, X, False)
+        self.canonical_correlations_ = _to_like(s[:k], X, False)
         self._n_features_out, self._device = k, Xt.device
         return self
 
@@ -226,9 +227,9 @@ class MultiviewCCA(MultiViewTransformer):
         parts = torch.split(V, dims, 0)  # v_m: (D_m, k)
         P = [Wm @ (v / v.norm(dim=0, keepdim=True).clamp_min(1e-12)) for Wm, v in zip(W, parts)]
         P = _fix_signs(Xc[0] @ P[0], *P)[1:]
-        self.weights_ = [_to_like(p, X) for p, X in zip(P, Xs)]
-        self.means_ = [_to_like(mu, X) for mu, X in zip(means, Xs)]
-        self.eigenvalues_ = _to_like(lam, Xs[0])
+        self.weights_ = [_to_like(p, X, False) for p, X in zip(P, Xs)]
+        self.means_ = [_to_like(mu, X, False) for mu, X in zip(means, Xs)]
+        self.eigenvalues_ = _to_like(lam, Xs[0], False)
         self._n_features_out = k
         return self
 
@@ -425,8 +426,8 @@ class SharedSubspace(MultiViewTransformer):
         with torch.no_grad():
             P = [Wm @ p() for Wm, p in zip(W, proj)]
             P = _fix_signs(Xc[0] @ P[0], *P)[1:]
-        self.projections_ = [_to_like(p, X) for p, X in zip(P, Xs)]
-        self.means_ = [_to_like(mu, X) for mu, X in zip(means, Xs)]
+        self.projections_ = [_to_like(p, X, False) for p, X in zip(P, Xs)]
+        self.means_ = [_to_like(mu, X, False) for mu, X in zip(means, Xs)]
         self.loss_curve_, self.task_loss_curve_ = curves["loss"], curves["task"]
         self.penalty_curve_, self.norm_curve_ = curves["penalty"], curves["norm"]
         self.n_iter_ = self.max_iter

@@ -165,12 +165,13 @@ def test_float32_far_from_origin_equals_float64_on_the_same_points():
     X32, Y32 = (X + 1e4).astype(np.float32), (Y - 3e4).astype(np.float32)
     X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
     a, b = CCA(n_components=2, reg=0.0).fit(X32, Y32), CCA(n_components=2, reg=0.0).fit(X64, Y64)
-    assert a.canonical_correlations_.dtype == np.float32
-    assert_close(a.canonical_correlations_, b.canonical_correlations_.astype(np.float32))
+    assert a.canonical_correlations_.dtype == np.float64  # attributes stay exact
+    assert a.transform(X32).dtype == np.float32            # results in the input's dtype
+    assert_close(a.canonical_correlations_, b.canonical_correlations_)
     sk = cross_decomposition.CCA(n_components=2, max_iter=5000, tol=1e-12).fit(X32, Y32)
     Sx, Sy = sk.transform(X32, Y32)
     sk_rho = [np.corrcoef(Sx[:, i], Sy[:, i])[0, 1] for i in range(2)]
-    assert_close(a.canonical_correlations_, np.float32(sk_rho), rtol=0, atol=1e-4)
+    assert_close(a.canonical_correlations_, np.array(sk_rho), rtol=0, atol=1e-4)
     Zs32 = MultiviewCCA(n_components=2).fit([X32, Y32]).transform([X32, Y32])
     Zs64 = MultiviewCCA(n_components=2).fit([X64, Y64]).transform([X64, Y64])
     for z32, z64 in zip(Zs32, Zs64):
