@@ -18,6 +18,7 @@ _SUBMODULES = (
     "encoders",
     "fusion",
     "attention",
+    "estimators",
     "subspace",
     "kernels",
     "models",
