@@ -20,6 +20,7 @@ _SUBMODULES = (
     "attention",
     "subspace",
     "kernels",
+    "graph",
     "models",
     "train",
     "plot",

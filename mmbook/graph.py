@@ -23,8 +23,14 @@ import torch
 from torch import nn
 
 from .fusion import Fusion
-from .utils import (check_nonnegative_int, check_positive, check_positive_int, check_shape,
-                    check_sizes, to_tensor)
+from .utils import (
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+    check_shape,
+    check_sizes,
+    to_tensor,
+)
 
 __all__ = [
     "make_affinity", "similarity_network_fusion", "knn_graph", "normalize_adjacency",

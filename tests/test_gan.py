@@ -5,10 +5,19 @@ import torch
 
 from mmbook.exercises import ch14
 from mmbook.graph import normalize_adjacency
-from mmbook.models.gan import (ConditionalDiscriminator, ConditionalGenerator, GeneratorImputer,
-                               GradientReversal, ModalityInvariantEncoder, compare_imputers,
-                               grad_reverse, sample_spread, train_conditional_gan,
-                               train_invariant, zero_impute)
+from mmbook.models.gan import (
+    ConditionalDiscriminator,
+    ConditionalGenerator,
+    GeneratorImputer,
+    GradientReversal,
+    ModalityInvariantEncoder,
+    compare_imputers,
+    grad_reverse,
+    sample_spread,
+    train_conditional_gan,
+    train_invariant,
+    zero_impute,
+)
 
 
 def test_grad_reverse_identity_forward_reversed_gradient():

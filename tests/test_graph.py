@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from mmbook.fusion import Fusion
-from mmbook.graph import (GraphConv, ModalityGraphAttention, ModalityGraphFusion, knn_graph,
-                          make_affinity, normalize_adjacency, similarity_network_fusion)
+from mmbook.graph import (
+    GraphConv,
+    ModalityGraphAttention,
+    ModalityGraphFusion,
+    knn_graph,
+    make_affinity,
+    normalize_adjacency,
+    similarity_network_fusion,
+)
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ def _graph() -> torch.Tensor:
 
 
 def check_gcn_normalization(fn) -> Feedback:
-    """Check ``fn(A)`` = D^-1/2 (A + I) D^-1/2 (Kipf & Welling), on a graph with an isolated node."""
+    """Check ``fn(A)`` = D^-1/2 (A + I) D^-1/2 (Kipf & Welling) on a graph with an isolated
+    node."""
     A = _graph()
     got, fail = call_student(fn, A.clone(), name="your normalisation")
     if fail is not None:
@@ -30,7 +31,8 @@ def check_gcn_normalization(fn) -> Feedback:
         return Feedback(False, "your function returned None: did you forget to return it?")
     got = torch.as_tensor(got, dtype=A.dtype)
     if got.shape != A.shape:
-        return Feedback(False, f"the result has shape {tuple(got.shape)}, expected {tuple(A.shape)}")
+        return Feedback(False, f"the result has shape {tuple(got.shape)}, expected "
+                               f"{tuple(A.shape)}")
     if not torch.isfinite(got).all():
         return Feedback(False, "the result holds NaN or inf: a node of degree 0 divides by 0. "
                                "Add the self-loops before computing the degrees")

@@ -4,11 +4,16 @@
   RNN for audio joined in one network.
 * :class:`LSTMAttentionFusion` (chapter 7): the seeds' LSTM fusion model with
   cross-modal attention, done right.
+* :mod:`mmbook.models.gan` (chapter 14): a conditional GAN that imputes a modality,
+  imputers and their comparison, a modality-invariant encoder with gradient reversal.
 """
 
 import importlib
 
 _LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention"}
+_LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
+              "GeneratorImputer": "gan", "ModalityInvariantEncoder": "gan",
+              "GradientReversal": "gan"})
 __all__ = list(_LAZY)
 
 

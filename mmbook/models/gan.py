@@ -19,8 +19,14 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..utils import (check_choice, check_nonnegative_int, check_positive, check_positive_int,
-                     check_shape, check_sizes)
+from ..utils import (
+    check_choice,
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+    check_shape,
+    check_sizes,
+)
 
 __all__ = [
     "ConditionalGenerator", "ConditionalDiscriminator", "train_conditional_gan",
