@@ -21,6 +21,7 @@ _SUBMODULES = (
     "estimators",
     "subspace",
     "kernels",
+    "graph",
     "models",
     "train",
     "plot",

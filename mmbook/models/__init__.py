@@ -8,6 +8,8 @@
   modalities and decoders; reconstructs any modality from the others.
 * :class:`CrossEncoder` (chapter 10): the seed's cross-encoder, each modality's tokens
   attending to the other's, with a classification head.
+* :mod:`mmbook.models.gan` (chapter 14): a conditional GAN that imputes a modality,
+  imputers and their comparison, a modality-invariant encoder with gradient reversal.
 """
 
 import importlib
@@ -17,6 +19,9 @@ _LAZY.update({name: "sentiment" for name in (  # chapter 13
     "ModalityEncoder", "UtteranceFusion", "WordLevelEarlyFusion", "CrossModalSentiment")})
 _LAZY.update({"CrossModalAutoencoder": "autoencoder",
               "fit_cross_modal_autoencoder": "autoencoder", "CrossEncoder": "cross_encoder"})
+_LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
+              "GeneratorImputer": "gan", "ModalityInvariantEncoder": "gan",
+              "GradientReversal": "gan"})
 __all__ = list(_LAZY)
 
 
