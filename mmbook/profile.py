@@ -102,8 +102,8 @@ def count_flops(model: nn.Module, inputs) -> int:
     A multiply-add counts as 2 FLOPs: ``nn.Linear(D, E)`` on ``(N, D)`` costs ``2 N D E``.
     torch's fused recurrent kernels (``nn.LSTM``, ``nn.GRU``, ``nn.RNN`` on a padded batch)
     are invisible to ``FlopCounterMode``; their FLOPs are added from the gate equations
-    (the test checks this against ``FlopCounterMode`` on :class:`mmbook.rnn.LSTMScratch`, which computes
-    the same gates with visible matrix products).
+    (the tests check this against ``FlopCounterMode`` on
+    :class:`mmbook.rnn.LSTMScratch`, which computes the same gates with visible matmuls).
 
     Args:
         model: the module.
