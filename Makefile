@@ -12,7 +12,7 @@ export MMBOOK_CACHE ?= $(abspath _build/mmbook-cache)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 JOBS ?= 2
 
-.PHONY: book test setup unit notebooks html-check lint strip vendor chromium clean bench
+.PHONY: book test setup unit notebooks html-check lint strip vendor chromium clean bench gpu-check
 
 setup: $(STAMP)
 
@@ -69,6 +69,16 @@ strip: setup
 
 bench: setup
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
+
+# On a machine with CUDA: the unit tests on the GPU (a test skipped for want of CUDA fails),
+# then every chapter executed on the GPU with its time. Without CUDA: says so, exits 0.
+gpu-check: setup
+	@if ! $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; \
+	then echo "gpu-check: no CUDA device on this machine; nothing to check"; exit 0; fi; \
+	$(BIN)/python -c "import torch; print('gpu-check on', torch.cuda.get_device_name(0))" && \
+	MMBOOK_DEVICE=cuda MMBOOK_REQUIRE_CUDA=1 $(BIN)/python -m pytest tests -q -x \
+		--durations=10 && \
+	MMBOOK_DEVICE=cuda $(BIN)/python tools/run_notebooks.py book/*.ipynb --jobs 1
 
 clean:
 	rm -rf _build

@@ -25,6 +25,9 @@ _SUBMODULES = (
     "plot",
     "widgets",
     "exercises",
+    "profile",
+    "losses",
+    "examples",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

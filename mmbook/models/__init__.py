@@ -4,11 +4,13 @@
   RNN for audio joined in one network.
 * :class:`LSTMAttentionFusion` (chapter 7): the seeds' LSTM fusion model with
   cross-modal attention, done right.
+* :class:`StreamingEncoder` (chapter 15): a recurrent encoder fed chunk by chunk.
 """
 
 import importlib
 
-_LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention"}
+_LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention",
+         "StreamingEncoder": "streaming"}
 __all__ = list(_LAZY)
 
 
