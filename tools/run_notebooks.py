@@ -46,10 +46,9 @@ def execute(path: str, out: str | None, timeout: int):
 def store_in_cache(results, cache_path: str) -> None:
     """Store the executed notebooks where Jupyter Book's ``execute_notebooks: cache`` finds
     them (the same record it would write after executing them itself)."""
+    import nbformat
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
-
-    import nbformat
 
     cache = get_cache(cache_path)
     for path, seconds, error, executed in results:
