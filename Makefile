@@ -12,7 +12,7 @@ export MMBOOK_CACHE ?= $(abspath _build/mmbook-cache)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 JOBS ?= 2
 
-.PHONY: book test setup unit notebooks html-check lint strip vendor chromium clean bench
+.PHONY: book test setup unit notebooks html-check lint strip vendor chromium clean bench gpu-check
 
 setup: $(STAMP)
 
@@ -39,19 +39,23 @@ book: setup vendor
 	OMP_NUM_THREADS=2 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "book: open _build/html/index.html"
 
-# Unit tests + every notebook under nbval, then the rendered-HTML check in Chromium.
+# Unit tests, then every notebook executed ONCE (in parallel, with its time printed; a
+# failing cell or assert fails the run), its outputs stored in Jupyter Book's cache so that
+# the book build renders them without executing again, then the rendered-HTML check.
 test: setup lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests book/*.ipynb --nbval-lax \
-		--doctest-modules mmbook -n $(JOBS) --dist loadfile --durations=0 -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --doctest-modules mmbook -n $(JOBS) --dist loadfile \
+		--durations=15 -q
+	$(MAKE) notebooks
 	$(MAKE) book
 	$(MAKE) html-check
 
 unit: setup
 	$(BIN)/python -m pytest tests -n $(JOBS) --dist loadfile -q
 
+# Each notebook executed once, times printed, outputs cached for `make book`.
 notebooks: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest book/*.ipynb --nbval-lax -n $(JOBS) \
-		--dist loadfile --durations=0 -q
+	OMP_NUM_THREADS=1 $(BIN)/python tools/run_notebooks.py book/*.ipynb --jobs $(JOBS) \
+		--cache _build/.jupyter_cache
 
 chromium:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the HTML check"; \
@@ -62,13 +66,23 @@ html-check: setup chromium
 	$(BIN)/python -m pytest tests/rendered --rendered -q
 
 lint: setup
-	$(BIN)/ruff check mmbook tests book benchmarks conftest.py
+	$(BIN)/ruff check mmbook tests book benchmarks tools conftest.py
 
 strip: setup
 	$(BIN)/nbstripout book/*.ipynb
 
 bench: setup
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
+
+# On a machine with CUDA: the unit tests on the GPU (a test skipped for want of CUDA fails),
+# then every chapter executed on the GPU with its time. Without CUDA: says so, exits 0.
+gpu-check: setup
+	@if ! $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; \
+	then echo "gpu-check: no CUDA device on this machine; nothing to check"; exit 0; fi; \
+	$(BIN)/python -c "import torch; print('gpu-check on', torch.cuda.get_device_name(0))" && \
+	MMBOOK_DEVICE=cuda MMBOOK_REQUIRE_CUDA=1 $(BIN)/python -m pytest tests -q -x \
+		--durations=10 && \
+	MMBOOK_DEVICE=cuda $(BIN)/python tools/run_notebooks.py book/*.ipynb --jobs 1
 
 clean:
 	rm -rf _build

@@ -64,3 +64,16 @@ def _seed():
     yield
 
 
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``make gpu-check`` (MMBOOK_REQUIRE_CUDA=1) a test skipped for want of CUDA fails:
+    on a GPU machine no test may be silently skipped because of its device."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("MMBOOK_REQUIRE_CUDA") == "1" and report.skipped:
+        reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else "")
+        if "cuda" in reason.lower() or "gpu" in reason.lower():
+            report.outcome = "failed"
+            report.longrepr = f"skipped on a CUDA machine: {reason}"

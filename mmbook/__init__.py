@@ -30,6 +30,9 @@ _SUBMODULES = (
     "optim",
     "metrics",
     "missing",
+    "profile",
+    "losses",
+    "examples",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

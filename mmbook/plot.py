@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = ["heatmap", "learning_curves", "bar_accuracies", "ResultsTable", "show_spectrogram",
-           "show_images"]
+           "show_images", "plot_cost_growth", "plot_tradeoff"]
 
 
 def _np(x) -> np.ndarray:
@@ -193,3 +193,53 @@ def missing_rate_curves(results: Mapping, rates: Sequence[float], *, panels: Seq
 
 
 __all__ += ["missing_rate_curves"]
+
+
+# ----------------------------------------------------------------------------- chapter 15
+def plot_cost_growth(growth: Mapping[str, Sequence]):
+    """Parameters of tensor vs low-rank fusion as M (left) and D (right) grow: measured
+    points over closed-form lines, log scale.
+
+    Args:
+        growth: ``{"M": rows, "D": rows}``, each row ``(x, tensor_measured,
+            tensor_closed_form, low_rank_measured, low_rank_closed_form)``, the four being
+            dicts with a ``"params"`` entry.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    labels = {"M": "number of modalities M (D = 32)", "D": "features per modality D (M = 3)"}
+    for ax, key in zip(axes, ("M", "D")):
+        rows = growth[key]
+        x = [r[0] for r in rows]
+        for meas, form, name, colour in ((1, 2, "tensor", "tab:red"),
+                                         (3, 4, "low-rank R=4", "tab:blue")):
+            ax.plot(x, [r[form]["params"] for r in rows], "-", color=colour, lw=1.5,
+                    label=f"{name}: closed form")
+            ax.plot(x, [r[meas]["params"] for r in rows], "o", color=colour, ms=5,
+                    label=f"{name}: measured")
+        ax.set(yscale="log", xlabel=labels[key], xticks=x)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("parameters (fusion + head)")
+    axes[0].legend(fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tradeoff(points: Mapping[str, Sequence[float]]):
+    """Accuracy against latency (left) and size (right) for compressed models.
+
+    Args:
+        points: ``{name: (latency_ms, size_kB, accuracy)}``.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, idx, label in ((axes[0], 0, "latency, one sample, 1 thread (ms)"),
+                           (axes[1], 1, "size on disk (kB)")):
+        for name, p in points.items():
+            ax.plot(p[idx], p[2], "o", ms=7)
+            ax.annotate(name, (p[idx], p[2]), textcoords="offset points", xytext=(6, 4),
+                        fontsize=9)
+        ax.set(xlabel=label)
+        ax.margins(x=0.35, y=0.2)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    fig.tight_layout()
+    return fig

@@ -10,6 +10,7 @@
   attending to the other's, with a classification head.
 * :mod:`mmbook.models.gan` (chapter 14): a conditional GAN that imputes a modality,
   imputers and their comparison, a modality-invariant encoder with gradient reversal.
+* :class:`StreamingEncoder` (chapter 15): a recurrent encoder fed chunk by chunk.
 """
 
 import importlib
@@ -22,6 +23,7 @@ _LAZY.update({"CrossModalAutoencoder": "autoencoder",
 _LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
               "GeneratorImputer": "gan", "ModalityInvariantEncoder": "gan",
               "GradientReversal": "gan"})
+_LAZY.update({"StreamingEncoder": "streaming"})  # chapter 15
 __all__ = list(_LAZY)
 
 

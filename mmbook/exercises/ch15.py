@@ -1,0 +1,100 @@
+"""Checkers for chapter 15 (Efficient and real-time fusion)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import distillation_loss
+from ..profile import count_flops
+from . import Feedback, call_student, check_close
+
+__all__ = ["check_lstm_flops", "check_streaming", "check_distillation_loss"]
+
+
+def check_lstm_flops(answer, input_size: int = 64, hidden_size: int = 32,
+                     frames: int = 40) -> Feedback:
+    """Check the FLOPs of ``nn.LSTM(input_size, hidden_size)`` over ``frames`` frames of one
+    recording, against :func:`mmbook.profile.count_flops`; name the usual slips."""
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        return Feedback(False, f"answer must be an int (a count of operations), got {answer!r}")
+    want = count_flops(nn.LSTM(input_size, hidden_size, batch_first=True),
+                       torch.zeros(1, frames, input_size))
+    D, H, T = input_size, hidden_size, frames
+    slips = {
+        want // 2: "that is the number of multiply-adds (MACs): a multiply-add is 2 FLOPs",
+        T * 2 * 4 * H * D: "you forgot the recurrent product W_h h_{t-1}: each gate sees "
+                           "[x_t; h_{t-1}], D + H inputs",
+        T * 2 * H * (D + H): "one gate only: an LSTM computes four (i, f, g, o) of size H",
+        2 * 4 * H * (D + H): "that is one frame: multiply by the number of frames",
+    }
+    if answer == want:
+        return Feedback(True, f"{answer:,} FLOPs, as FlopCounterMode counts on LSTMScratch.")
+    if answer in slips:
+        return Feedback(False, slips[answer])
+    return Feedback(False, f"expected {want:,}, you gave {answer:,}: per frame 4 gates of size "
+                           f"H, each a product with [x_t; h_(t-1)], 2 FLOPs per multiply-add")
+
+
+def check_streaming(fn) -> Feedback:
+    """Check ``fn(lstm, frames, chunk)`` returning the final hidden state ``(N, H)`` of a
+    batch-first ``nn.LSTM`` fed ``frames`` (N, T, F) ``chunk`` frames at a time."""
+    g = torch.Generator().manual_seed(0)
+    lstm = nn.LSTM(4, 6, batch_first=True)
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    x = torch.randn(2, 10, 4, generator=g)
+    with torch.no_grad():
+        got, fail = call_student(fn, lstm, x, 3, name="your streaming function")
+        if fail is not None:
+            return fail
+        _, (h, c) = lstm(x)
+        want = h[-1]
+        last_only = lstm(x[:, 9:])[1][0][-1]
+        first_only = lstm(x[:, :3])[1][0][-1]
+    if got is not None and torch.is_tensor(got) and got.shape == want.shape:
+        if torch.allclose(got, last_only, atol=1e-5):
+            return Feedback(False, "that is the encoding of the last chunk alone: pass the "
+                                   "state (h, c) returned by one chunk into the next")
+        if torch.allclose(got, c[-1], atol=1e-5):
+            return Feedback(False, "that is the cell state c: the encoding is the hidden "
+                                   "state h (state[0])")
+        if torch.allclose(got, first_only, atol=1e-5):
+            return Feedback(False, "that is the first chunk's encoding: keep feeding chunks "
+                                   "until the frames run out (the last chunk may be shorter)")
+    return check_close("the streamed encoding", got, want,
+                       hint="loop over chunks x[:, s:s + chunk], calling lstm(chunk, state) "
+                            "and keeping the returned state")
+
+
+def check_distillation_loss(fn) -> Feedback:
+    """Check ``fn(student_logits, teacher_logits, temperature)`` returning the soft term
+    :math:`T^2\\,\\mathrm{KL}(p_t^T \\| p_s^T)` averaged over the batch."""
+    g = torch.Generator().manual_seed(1)
+    s, t, T = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g) * 2, 3.0
+    got, fail = call_student(fn, s, t, T, name="your loss")
+    if fail is not None:
+        return fail
+    want = distillation_loss(s, t, temperature=T)
+    if got is not None and torch.is_tensor(got) and got.numel() == 1:
+        got_f = got.detach().reshape(())
+        kl = want / T ** 2
+        reverse = F.kl_div(F.log_softmax(t / T, 1), F.log_softmax(s / T, 1), log_target=True,
+                           reduction="batchmean") * T ** 2
+        no_t_teacher = F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t, 1), log_target=True,
+                                reduction="batchmean") * T ** 2
+        for wrong, message in (
+                (kl, "multiply by T^2: without it the soft gradients shrink as 1/T^2"),
+                (reverse, "the KL is reversed: the teacher's distribution comes first, "
+                          "KL(p_teacher || p_student)"),
+                (no_t_teacher, "divide the teacher's logits by T too: both distributions "
+                               "are softened"),
+                (want * s.shape[0], "average over the batch (reduction='batchmean'), "
+                                    "not the sum")):
+            if torch.allclose(got_f, wrong, rtol=1e-4) and not torch.allclose(wrong, want):
+                return Feedback(False, message)
+    return check_close("the distillation loss", got, want,
+                       hint="T**2 * F.kl_div(log_softmax(s / T), log_softmax(t / T), "
+                            "log_target=True, reduction='batchmean')")

@@ -1,0 +1,67 @@
+"""StreamingEncoder equals the offline encoder; distillation_loss equals F.kl_div's formula."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmbook.encoders import AudioEncoder
+from mmbook.losses import distillation_loss
+from mmbook.models import StreamingEncoder
+
+
+@pytest.mark.parametrize("cell,num_layers", [("lstm", 1), ("lstm", 2), ("gru", 1)])
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_stream_equals_offline_encoder_with_lengths(cell, num_layers, chunk):
+    torch.manual_seed(0)
+    enc = AudioEncoder(input_size=6, hidden_size=5, num_layers=num_layers, cell=cell).eval()
+    x, lengths = torch.randn(3, 11, 6), torch.tensor([11, 8, 5])
+    offline = enc(x, lengths)  # packed: the state at each sequence's last valid frame
+    for i, length in enumerate(lengths.tolist()):
+        stream = StreamingEncoder(enc)
+        for start in range(0, length, chunk):
+            z = stream(x[i:i + 1, start:min(start + chunk, length)])
+        assert stream.frames_seen == length
+        torch.testing.assert_close(z[0], offline[i], rtol=1e-5, atol=1e-6)
+
+
+def test_reset_starts_a_new_stream_and_bad_input_is_named():
+    lstm = nn.LSTM(4, 3, batch_first=True)
+    stream, x = StreamingEncoder(lstm), torch.randn(2, 5, 4)
+    first = stream(x)
+    stream.reset()
+    torch.testing.assert_close(stream(x), first)
+    with pytest.raises(ValueError, match="chunk has batch size 1 but the stream holds 2"):
+        stream(x[:1])
+    with pytest.raises(ValueError, match="chunk"):
+        stream(torch.randn(2, 5, 9))
+    with pytest.raises(ValueError, match="bidirectional"):
+        StreamingEncoder(nn.LSTM(4, 3, batch_first=True, bidirectional=True))
+    with pytest.raises(ValueError, match="batch_first"):
+        StreamingEncoder(nn.LSTM(4, 3))
+
+
+def test_distillation_loss_equals_the_formula_with_kl_div():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(8, 5, requires_grad=True), torch.randn(8, 5), torch.randint(5, (8,))
+    T, alpha = 3.0, 0.3
+    soft = F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1), log_target=True,
+                    reduction="batchmean") * T ** 2
+    want = alpha * soft + (1 - alpha) * F.cross_entropy(s, y)
+    got = distillation_loss(s, t, y, temperature=T, alpha=alpha)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(distillation_loss(s, t, temperature=T), soft)
+    got.backward()
+    assert s.grad is not None and torch.isfinite(s.grad).all()
+
+
+def test_distillation_loss_does_not_train_the_teacher_and_checks_arguments():
+    s, t = torch.randn(4, 3), torch.randn(4, 3, requires_grad=True)
+    distillation_loss(s.requires_grad_(), t).backward()
+    assert t.grad is None
+    with pytest.raises(ValueError, match="temperature"):
+        distillation_loss(s, t, temperature=0)
+    with pytest.raises(ValueError, match="alpha"):
+        distillation_loss(s, t, alpha=1.5)
+    with pytest.raises(ValueError, match="teacher_logits"):
+        distillation_loss(s, torch.randn(4, 2))
