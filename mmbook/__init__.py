@@ -20,6 +20,8 @@ _SUBMODULES = (
     "attention",
     "subspace",
     "kernels",
+    "losses",
+    "metrics",
     "models",
     "train",
     "plot",

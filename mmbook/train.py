@@ -252,6 +252,11 @@ class Trainer:
             touching the global random state, so two fits from the same initial weights
             give the same result on CPU.
         weight_decay: L2 penalty of the default optimizer.
+        accuracy_fn: ``accuracy_fn(logits, target) -> number of correct items`` in a
+            batch (NaN: not measured), behind ``train_acc``/``val_acc``/``accuracy``;
+            default: ``argmax(logits) == target`` for classification logits, else NaN.
+            A contrastive model (whose logits are an ``(N, N)`` matrix) passes
+            :func:`mmbook.metrics.in_batch_hits`.
 
     Attributes:
         history_: dict of lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
@@ -265,13 +270,14 @@ class Trainer:
     def __init__(self, model: nn.Module, optimizer=None, loss_fn: Callable | None = None, *,
                  lr: float = 1e-3, max_epochs: int = 10, batch_size: int = 64,
                  patience: int | None = None, device=None, progress=True, seed: int = 0,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, accuracy_fn: Callable | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.lr, self.max_epochs, self.batch_size = lr, max_epochs, batch_size
         self.patience, self.device, self.progress = patience, device, progress
         self.seed, self.weight_decay = seed, weight_decay
+        self.accuracy_fn = accuracy_fn
 
     # -- data
     def _loader(self, data, shuffle: bool, generator=None) -> DataLoader:
@@ -289,6 +295,7 @@ class Trainer:
         self.device_ = torch.device(self.device) if self.device is not None else get_device()
         self.model.to(self.device_)
         self.loss_fn_ = self.loss_fn or nn.functional.cross_entropy
+        self.accuracy_fn_ = self.accuracy_fn or _accuracy_hits
 
     def _setup(self, has_val: bool) -> None:
         if self.max_epochs < 1:
@@ -321,7 +328,7 @@ class Trainer:
                     self.optimizer_.step()
                 size = len(target)
                 total_loss += loss.item() * size
-                hits += _accuracy_hits(logits.detach(), target)
+                hits += self.accuracy_fn_(logits.detach(), target)
                 n += size
         if n == 0:
             raise ValueError("data is empty")

@@ -4,11 +4,13 @@
   RNN for audio joined in one network.
 * :class:`LSTMAttentionFusion` (chapter 7): the seeds' LSTM fusion model with
   cross-modal attention, done right.
+* :class:`DualEncoder` (chapter 11): a CLIP-style dual encoder for cross-modal retrieval.
 """
 
 import importlib
 
-_LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention"}
+_LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention",
+         "DualEncoder": "dual_encoder"}
 __all__ = list(_LAZY)
 
 
