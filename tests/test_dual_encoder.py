@@ -104,7 +104,6 @@ def test_trains_with_the_trainer_and_retrieves():
     trainer.fit(TensorDataset(x_a, x_b, y))
     h = trainer.history_
     assert h["train_loss"][-1] < 0.5 * h["train_loss"][0]
-    assert h["train_loss"][0] < math.log(64) + 0.5
     assert h["train_acc"][-1] > 0.9 and h["train_acc"][0] < h["train_acc"][-1]
     assert model.logit_scale.item() != t0  # the temperature is learned
     # held-out pairs (new latents, the same relation between the views): retrieval generalises
