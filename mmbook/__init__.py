@@ -22,6 +22,8 @@ _SUBMODULES = (
     "subspace",
     "kernels",
     "graph",
+    "losses",
+    "metrics",
     "models",
     "train",
     "plot",

@@ -1,7 +1,13 @@
-"""Losses the later chapters add to cross-entropy.
+"""Losses the later chapters add to cross-entropy, grouped in blocks by family.
 
 Each is written from its equation and tested against the same formula composed from
 ``torch.nn.functional`` (``F.cross_entropy``, ``F.kl_div``).
+
+* contrastive (chapter 11): :func:`info_nce` (InfoNCE / CLIP) on two batches of paired
+  embeddings, and :func:`clip_loss` on a precomputed ``(N, N)`` logit matrix (the form a
+  model with a learnable temperature returns, and what :class:`mmbook.train.Trainer`
+  calls as ``loss_fn(logits, target)``);
+* distillation (chapter 15): :func:`distillation_loss` (Hinton et al., 2015).
 """
 
 from __future__ import annotations
@@ -9,9 +15,124 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .utils import check_positive, check_probability, check_shape
+from .utils import check_finite, check_positive, check_probability, check_shape
 
-__all__ = ["distillation_loss"]
+__all__ = ["info_nce", "clip_loss", "cosine_logits", "distillation_loss"]
+
+
+# --- contrastive
+def cosine_logits(z_a: torch.Tensor, z_b: torch.Tensor, temperature=0.07) -> torch.Tensor:
+    r"""Cosine similarities of every row of ``z_a`` with every row of ``z_b``, over :math:`\tau`.
+
+    .. math:: \ell_{ij} = \frac{\hat z^a_i \cdot \hat z^b_j}{\tau}, \qquad
+        \hat z = z / \lVert z \rVert_2
+
+    Args:
+        z_a, z_b: two batches of embeddings of the same width E.
+        temperature: :math:`\tau > 0`, a float or a scalar tensor (then it can be learned).
+
+    Shape:
+        - z_a: :math:`(N, E)`, z_b: :math:`(M, E)`
+        - output: :math:`(N, M)`
+
+    Examples:
+        >>> z = torch.tensor([[3.0, 4.0], [0.0, 2.0]])
+        >>> cosine_logits(z, z, temperature=0.5)
+        tensor([[2.0000, 1.6000],
+                [1.6000, 2.0000]])
+    """
+    check_shape(z_a, (None, "E"), "z_a")
+    check_shape(z_b, (None, z_a.shape[1]), "z_b")
+    if torch.is_tensor(temperature):
+        if temperature.numel() != 1 or not bool(temperature.detach().reshape(()) > 0):
+            raise ValueError(f"temperature must be one positive value, got {temperature}")
+    else:
+        check_positive(temperature, "temperature")
+    check_finite(z_a, "z_a")
+    check_finite(z_b, "z_b")
+    return F.normalize(z_a, dim=1) @ F.normalize(z_b, dim=1).T / temperature  # (N, M)
+
+
+def clip_loss(logits: torch.Tensor, target=None, symmetric: bool = True) -> torch.Tensor:
+    r"""InfoNCE on a square logit matrix whose diagonal holds the matched pairs.
+
+    Row :math:`i` of ``logits`` scores query :math:`i` of modality a against every item of
+    modality b in the batch; its positive is item :math:`i`, the other :math:`N-1` are
+    negatives:
+
+    .. math::
+        \mathcal L_{a\to b} = -\frac1N \sum_{i=1}^N \log
+            \frac{e^{\ell_{ii}}}{\sum_{j=1}^N e^{\ell_{ij}}}, \qquad
+        \mathcal L = \tfrac12 (\mathcal L_{a\to b} + \mathcal L_{b\to a})
+
+    with :math:`\mathcal L_{b\to a}` the same on the columns (:math:`\ell^\top`); with
+    ``symmetric=False`` only :math:`\mathcal L_{a\to b}` (CPC's one-sided InfoNCE, van den
+    Oord et al., 2018). Each term is a cross-entropy whose class is the row's index (CLIP,
+    Radford et al., 2021).
+
+    Args:
+        logits: :math:`\ell`, e.g. from :func:`cosine_logits` or a
+            :class:`mmbook.models.DualEncoder`.
+        target: ignored (the diagonal is the target). It is there so that the Trainer's
+            ``loss_fn(logits, target)`` call can pass the batch's labels.
+        symmetric: average the two directions.
+
+    Shape:
+        - logits: :math:`(N, N)`
+        - output: scalar
+
+    Examples:
+        >>> clip_loss(torch.zeros(4, 4))  # no preference: log N
+        tensor(1.3863)
+    """
+    if not torch.is_tensor(logits):
+        raise TypeError(f"logits must be a tensor, got {type(logits).__name__}")
+    check_shape(logits, ("N", "N"), "logits")
+    if logits.shape[0] == 0:
+        raise ValueError("logits is empty: a batch needs at least one pair")
+    check_finite(logits.detach(), "logits")
+    labels = torch.arange(logits.shape[0], device=logits.device)  # the diagonal
+    loss_ab = F.cross_entropy(logits, labels)
+    if not symmetric:
+        return loss_ab
+    return (loss_ab + F.cross_entropy(logits.T, labels)) / 2
+
+
+def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature=0.07,
+             symmetric: bool = True) -> torch.Tensor:
+    r"""The contrastive InfoNCE / CLIP loss of N matched pairs (row i of ``z_a`` with row i of
+    ``z_b``).
+
+    .. math::
+        \mathcal L_{a\to b} = -\frac1N \sum_{i=1}^N \log
+        \frac{\exp(\cos(z^a_i, z^b_i)/\tau)}{\sum_{j=1}^N \exp(\cos(z^a_i, z^b_j)/\tau)},
+        \qquad \mathcal L = \tfrac12(\mathcal L_{a\to b} + \mathcal L_{b\to a})
+
+    The other :math:`N-1` items of the batch are the negatives, so the batch size sets
+    their number; :math:`\log N - \mathcal L_{a\to b}` is a lower bound on the mutual
+    information of the two views (van den Oord et al., 2018).
+
+    Args:
+        z_a, z_b: the two modalities' embeddings, aligned by row (not necessarily
+            normalised: the loss uses cosine similarities).
+        temperature: :math:`\tau > 0` (float or scalar tensor); CLIP starts at 0.07.
+        symmetric: average both directions (CLIP); ``False``: a -> b only.
+
+    Shape:
+        - z_a, z_b: :math:`(N, E)`
+        - output: scalar
+
+    Raises:
+        ValueError: mismatched shapes, a non-positive temperature, or NaN/inf inputs.
+
+    Examples:
+        >>> z = torch.eye(3)
+        >>> round(info_nce(z, z, temperature=1.0).item(), 4)  # -log(e / (e + 2))
+        0.5514
+    """
+    check_shape(z_a, ("N", "E"), "z_a")
+    check_shape(z_b, (z_a.shape[0], z_a.shape[1]), "z_b")
+    return clip_loss(cosine_logits(z_a, z_b, temperature), symmetric=symmetric)
 
 
 # --- distillation

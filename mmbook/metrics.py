@@ -1,15 +1,210 @@
-"""Evaluation metrics of the book's tasks, one block per task."""
+"""Evaluation metrics of the book's tasks, grouped in blocks by task.
+
+* retrieval (chapter 11): :func:`recall_at_k`, :func:`mean_average_precision`,
+  :func:`median_rank`, from a ``(Q, G)`` similarity matrix (queries x gallery) and a
+  bool relevance matrix; :func:`relevance_from_labels`, :func:`first_relevant_rank`,
+  :func:`in_batch_hits`;
+* sentiment (chapter 13): MAE, Pearson correlation, binary accuracy and F1 under both
+  MOSI conventions, 7-class accuracy.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from .utils import check_finite, to_numpy
+from .utils import check_finite, check_positive_int, check_shape, to_numpy, to_tensor
 
 __all__ = [
+    "recall_at_k", "mean_average_precision", "median_rank", "first_relevant_rank",
+    "relevance_from_labels", "in_batch_hits",
     "sentiment_mae", "sentiment_pearson", "sentiment_binary", "sentiment_acc7",
     "sentiment_report", "SENTIMENT_CONVENTIONS",
 ]
+
+
+# --- retrieval
+# Tie rule (every retrieval metric here): a relevant gallery item whose score equals that
+# of an irrelevant one is ranked AFTER it (pessimistic). A constant similarity therefore
+# scores as badly as possible instead of as well as possible, and the numbers do not
+# depend on the order of the gallery.
+def _similarity(similarity) -> torch.Tensor:
+    s = to_tensor(similarity, "similarity", ndim=2)  # refuses NaN / inf, naming it
+    if s.shape[0] == 0 or s.shape[1] == 0:
+        raise ValueError(f"similarity must have at least one query and one gallery item, "
+                         f"got shape {tuple(s.shape)}")
+    return s.to(torch.float64)
+
+
+def _relevant(relevant, s: torch.Tensor) -> torch.Tensor:
+    q, g = s.shape
+    if relevant is None:
+        if q != g:
+            raise ValueError(f"relevant=None means 'query i matches gallery item i' and needs a "
+                             f"square similarity, got shape {(q, g)}: pass a bool (Q, G) "
+                             f"relevance matrix")
+        return torch.eye(q, dtype=torch.bool, device=s.device)
+    r = to_tensor(relevant, "relevant", device=s.device)
+    if r.dtype != torch.bool:
+        raise ValueError(f"relevant must be a bool matrix (True = relevant), got dtype {r.dtype}")
+    check_shape(r, (q, g), "relevant")
+    none = (~r.any(1)).nonzero().flatten()
+    if len(none):
+        raise ValueError(f"{len(none)} queries have no relevant gallery item (first: query "
+                         f"{int(none[0])}); recall and precision are undefined for them: drop "
+                         f"those rows")
+    return r.to(s.device)
+
+
+def relevance_from_labels(query_labels, gallery_labels) -> torch.Tensor:
+    """Class-level relevance: gallery item j is relevant to query i when their labels agree.
+
+    Shape:
+        - query_labels: :math:`(Q,)`, gallery_labels: :math:`(G,)`
+        - output: :math:`(Q, G)` bool
+
+    Examples:
+        >>> relevance_from_labels([0, 1], [1, 0, 1])
+        tensor([[False,  True, False],
+                [ True, False,  True]])
+    """
+    a = to_tensor(query_labels, "query_labels", ndim=1)
+    b = to_tensor(gallery_labels, "gallery_labels", ndim=1, device=a.device)
+    return a[:, None] == b[None, :]  # (Q, G)
+
+
+def first_relevant_rank(similarity, relevant=None) -> torch.Tensor:
+    r"""Rank (1 = top) of the first relevant gallery item of each query.
+
+    .. math:: r_q = 1 + \#\{\, j \text{ irrelevant} : s_{qj} \ge \max_{i \text{ relevant}}
+        s_{qi} \,\}
+
+    (ties against the relevant item, see the module's tie rule).
+
+    Args:
+        similarity: :math:`s`, higher = more similar (a tensor or array).
+        relevant: bool relevance; default the diagonal (query i matches item i).
+
+    Shape:
+        - similarity, relevant: :math:`(Q, G)`
+        - output: :math:`(Q,)` int64, in :math:`[1, G]`
+
+    Examples:
+        >>> first_relevant_rank(torch.tensor([[0.9, 0.1], [0.5, 0.5]]))
+        tensor([1, 2])
+    """
+    s = _similarity(similarity)
+    r = _relevant(relevant, s)
+    best = s.masked_fill(~r, -torch.inf).amax(1, keepdim=True)  # (Q, 1)
+    return 1 + ((s >= best) & ~r).sum(1)  # (Q,)
+
+
+def recall_at_k(similarity, k: int, relevant=None) -> float:
+    r"""Recall@k: the fraction of queries with a relevant item among their k best-scored.
+
+    .. math:: \mathrm{R@}k = \frac1Q \sum_{q=1}^{Q} [\, r_q \le k \,]
+
+    with :math:`r_q` from :func:`first_relevant_rank` (ties against the relevant item).
+    With one relevant item per query this is scikit-learn's ``top_k_accuracy_score``;
+    a random ranking scores :math:`k/G` in expectation.
+
+    Args:
+        similarity: :math:`(Q, G)` scores, higher = more similar.
+        k: how many top items to look at, :math:`1 \le k \le G`.
+        relevant: bool :math:`(Q, G)`; default the diagonal (instance retrieval). Every
+            query needs at least one relevant item.
+
+    Raises:
+        ValueError: NaN/inf in ``similarity``, ``k`` not in [1, G], a relevance matrix of
+            the wrong shape or dtype, or a query without any relevant item.
+
+    Examples:
+        >>> s = torch.tensor([[0.9, 0.5, 0.1], [0.8, 0.7, 0.2], [0.3, 0.6, 0.1]])
+        >>> recall_at_k(s, 1), recall_at_k(s, 2)  # ranks of the diagonal: 1, 2, 3
+        (0.3333333333333333, 0.6666666666666666)
+    """
+    s = _similarity(similarity)
+    k = check_positive_int(k, "k")
+    if k > s.shape[1]:
+        raise ValueError(f"k = {k} is larger than the gallery (G = {s.shape[1]} items): "
+                         f"recall@k would be 1 for any ranking")
+    return (first_relevant_rank(s, relevant) <= k).double().mean().item()
+
+
+def median_rank(similarity, relevant=None) -> float:
+    r"""Median over queries of the rank of the first relevant item (1 = perfect).
+
+    .. math:: \mathrm{MedR} = \operatorname{median}_q\, r_q
+
+    With an even number of queries it is the mean of the two middle ranks (as
+    ``numpy.median``). A random ranking with one relevant item scores about G/2.
+
+    Examples:
+        >>> median_rank(torch.tensor([[0.9, 0.5, 0.1], [0.8, 0.7, 0.2], [0.3, 0.6, 0.1]]))
+        2.0
+    """
+    return float(np.median(first_relevant_rank(similarity, relevant).cpu().numpy()))
+
+
+def _average_precision(s: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """AP of each row; ties ranked with the irrelevant items first."""
+    order = torch.sort(r.to(torch.int8), dim=1, stable=True).indices  # irrelevant first
+    s_o = torch.gather(s, 1, order)
+    by_score = torch.sort(s_o, dim=1, descending=True, stable=True).indices
+    hits = torch.gather(r, 1, torch.gather(order, 1, by_score)).double()  # (Q, G) in rank order
+    ranks = torch.arange(1, s.shape[1] + 1, device=s.device, dtype=torch.float64)
+    precision = hits.cumsum(1) / ranks  # precision@rank
+    return (precision * hits).sum(1) / hits.sum(1)  # (Q,)
+
+
+def mean_average_precision(similarity, relevant=None) -> float:
+    r"""Mean average precision over queries.
+
+    .. math:: \mathrm{AP}_q = \frac{1}{|R_q|} \sum_{j \in R_q} P_q@\mathrm{rank}_q(j),
+        \qquad \mathrm{mAP} = \frac1Q \sum_q \mathrm{AP}_q
+
+    where :math:`R_q` is the set of relevant items of query q and :math:`P_q@n` the
+    fraction of relevant items among its top n. Without ties this equals the mean of
+    scikit-learn's ``average_precision_score(relevant[q], similarity[q])``; with ties
+    we rank the relevant item after the irrelevant ones it ties with (scikit-learn
+    instead counts a tied group as one threshold), so a constant score gets the lowest AP.
+
+    Args:
+        similarity: :math:`(Q, G)` scores, higher = more similar.
+        relevant: bool :math:`(Q, G)`; default the diagonal (then AP = 1 / rank).
+
+    Raises:
+        ValueError: as :func:`recall_at_k`.
+
+    Examples:
+        >>> s = torch.tensor([[0.9, 0.8, 0.1]])
+        >>> mean_average_precision(s, torch.tensor([[True, False, True]]))  # (1/1 + 2/3) / 2
+        0.8333333333333333
+    """
+    s = _similarity(similarity)
+    r = _relevant(relevant, s)
+    return _average_precision(s, r).mean().item()
+
+
+def in_batch_hits(logits: torch.Tensor, target=None) -> float:
+    """How many rows of a square logit matrix score their own column highest.
+
+    The accuracy of a contrastive batch (pick the matching item among the N in the
+    batch); pass it as ``Trainer(..., accuracy_fn=in_batch_hits)``. ``target`` is
+    ignored, as in :func:`mmbook.losses.clip_loss`. Ties count as misses unless the
+    diagonal is the first maximum.
+
+    Shape:
+        - logits: :math:`(N, N)`
+        - output: a count in [0, N]
+
+    Examples:
+        >>> in_batch_hits(torch.tensor([[2.0, 1.0], [3.0, 0.0]]))
+        1.0
+    """
+    check_shape(logits, ("N", "N"), "logits")
+    idx = torch.arange(logits.shape[0], device=logits.device)
+    return float((logits.argmax(1) == idx).sum().item())
 
 
 # --- sentiment

@@ -243,3 +243,54 @@ def plot_tradeoff(points: Mapping[str, Sequence[float]]):
     axes[0].set_ylabel("test accuracy")
     fig.tight_layout()
     return fig
+
+
+__all__ += ["retrieval_gallery"]
+
+
+def retrieval_gallery(queries, ranked_images, *, query_lengths=None, query_labels=None,
+                      result_labels=None, title: str = ""):
+    """One row per query: its spectrogram, then its top-k retrieved images.
+
+    A retrieved image is framed green when its label equals the query's, red otherwise
+    (when labels are given).
+
+    Args:
+        queries: ``(Q, T, F)`` spectrograms.
+        ranked_images: ``(Q, k, 1, H, W)`` or ``(Q, k, H, W)``: each query's top-k images,
+            best first.
+        query_lengths: ``(Q,)`` valid frames, marked on the spectrograms.
+        query_labels: ``(Q,)``; result_labels: ``(Q, k)``.
+        title: the figure's title.
+
+    Returns:
+        the figure.
+    """
+    q, ims = _np(queries), _np(ranked_images)
+    ims = ims[:, :, 0] if ims.ndim == 5 else ims
+    if q.ndim != 3 or ims.ndim != 4 or len(q) != len(ims):
+        raise ValueError(f"queries must be (Q, T, F) and ranked_images (Q, k, H, W) with the "
+                         f"same Q, got {q.shape} and {_np(ranked_images).shape}")
+    n_q, k = ims.shape[:2]
+    fig, axes = plt.subplots(n_q, k + 1, figsize=(1.6 * (k + 2), 1.7 * n_q), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2] + [1] * k})
+    for i in range(n_q):
+        length = None if query_lengths is None else _np(query_lengths)[i]
+        label = "" if query_labels is None else f"spoken {_np(query_labels)[i]}"
+        show_spectrogram(q[i], axes[i, 0], length=length, title=f"query: {label}")
+        axes[i, 0].set(xlabel="", ylabel="")
+        for j in range(k):
+            ax = axes[i, j + 1]
+            ax.imshow(ims[i, j], cmap="gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if result_labels is not None:
+                got = _np(result_labels)[i, j]
+                ok = query_labels is not None and got == _np(query_labels)[i]
+                for side in ax.spines.values():
+                    side.set(color="tab:green" if ok else "tab:red", linewidth=3)
+                ax.set_title(f"#{j + 1}: {got}", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -118,6 +118,11 @@ class Trainer:
             best epoch's, when early stopping kept them) and the history records the
             epoch with ``train_loss`` NaN. ``"skip"``: leave that batch out (no update),
             count it in ``history_["skipped_batches"]`` and go on.
+        accuracy_fn: ``accuracy_fn(logits, target) -> number of correct items`` in a
+            batch (NaN: not measured), behind ``train_acc``/``val_acc``/``accuracy``;
+            default: ``argmax(logits) == target`` for classification logits, else NaN.
+            A contrastive model (whose logits are an ``(N, N)`` matrix) passes
+            :func:`mmbook.metrics.in_batch_hits`.
 
     Attributes:
         history_: dict of lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
@@ -133,7 +138,8 @@ class Trainer:
     def __init__(self, model: nn.Module, optimizer=None, loss_fn: Callable | None = None, *,
                  lr: float = 1e-3, max_epochs: int = 10, batch_size: int = 64,
                  patience: int | None = None, device=None, progress=True, seed: int = 0,
-                 weight_decay: float = 0.0, on_nonfinite: str = "raise"):
+                 weight_decay: float = 0.0, on_nonfinite: str = "raise",
+                 accuracy_fn: Callable | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
@@ -145,6 +151,7 @@ class Trainer:
         self.seed = seed
         self.weight_decay = check_positive(weight_decay, "weight_decay", allow_zero=True)
         self.on_nonfinite = check_choice(on_nonfinite, ("raise", "skip"), "on_nonfinite")
+        self.accuracy_fn = accuracy_fn
 
     # -- data
     def _loader(self, data, shuffle: bool, generator=None, name: str = "data") -> DataLoader:
@@ -171,6 +178,7 @@ class Trainer:
         self.device_ = torch.device(self.device) if self.device is not None else get_device()
         self.model.to(self.device_)
         self.loss_fn_ = self.loss_fn or nn.functional.cross_entropy
+        self.accuracy_fn_ = self.accuracy_fn or _accuracy_hits
 
     def _setup(self, has_val: bool) -> None:
         if self.patience is not None and not has_val:
@@ -214,7 +222,7 @@ class Trainer:
                     self.optimizer_.step()
                 size = len(target)
                 total_loss += loss.item() * size
-                hits += _accuracy_hits(logits.detach(), target)
+                hits += self.accuracy_fn_(logits.detach(), target)
                 n += size
         if n == 0:
             return math.nan, math.nan  # every batch skipped

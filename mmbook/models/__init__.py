@@ -11,6 +11,7 @@
 * :mod:`mmbook.models.gan` (chapter 14): a conditional GAN that imputes a modality,
   imputers and their comparison, a modality-invariant encoder with gradient reversal.
 * :class:`StreamingEncoder` (chapter 15): a recurrent encoder fed chunk by chunk.
+* :class:`DualEncoder` (chapter 11): a CLIP-style dual encoder for cross-modal retrieval.
 """
 
 import importlib
@@ -24,6 +25,7 @@ _LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
               "GeneratorImputer": "gan", "ModalityInvariantEncoder": "gan",
               "GradientReversal": "gan"})
 _LAZY.update({"StreamingEncoder": "streaming"})  # chapter 15
+_LAZY.update({"DualEncoder": "dual_encoder"})  # chapter 11
 __all__ = list(_LAZY)
 
 
