@@ -228,3 +228,16 @@ def test_ch09_center_kernel():
     for words, fn in slips.items():
         fb = ch09.check_center_kernel(fn)
         assert not fb and words in fb.message, (words, fb)
+
+
+def test_starters_that_return_placeholders_are_pending():
+    from mmbook.exercises import ch05
+
+    def my_conv(x, w):  # chapter 4's starter: the right shape, all zeros
+        K, L = w.shape
+        return torch.zeros(x.shape[0] - K + 1, x.shape[1] - L + 1)
+
+    assert ch04.check_conv_single(my_conv).pending
+    assert ch05.check_momentum_step(lambda theta, grad, buf, lr, mu: (theta, buf)).pending
+    wrong = ch05.check_momentum_step(lambda theta, grad, buf, lr, mu: (theta - lr * grad, grad))
+    assert not wrong and not wrong.pending  # plain SGD is a wrong answer, not a pending one

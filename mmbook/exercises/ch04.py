@@ -79,6 +79,9 @@ def check_conv_single(fn, seed: int = 0) -> Feedback:
     expected = F.conv2d(x[None, None], w[None, None])[0, 0]
     flipped = F.conv2d(x[None, None], w.flip(0, 1)[None, None])[0, 0]
     got = torch.as_tensor(got)
+    if got.shape == expected.shape and not torch.count_nonzero(got):
+        return Feedback(False, "y is still all zeros (the starter as given): fill y[i, j], "
+                               "then run the cell again.", pending=True)
     if got.shape == expected.shape and torch.allclose(got.to(expected.dtype), flipped, atol=1e-5):
         return Feedback(False, "you flipped the kernel: that is the convolution of signal "
                                "processing; deep learning's conv uses w_kl x_{i+k, j+l}.")
