@@ -83,7 +83,7 @@ def show_spectrogram(spec, ax=None, *, length=None, title: str = "", hop_ms: flo
     ax.imshow(s.T, origin="lower", aspect="auto", cmap="magma")
     if length is not None:
         ax.axvline(float(length) - 0.5, color="c", ls="--", lw=1)
-    ax.set(xlabel=f"frame ({hop_ms:g} ms)", ylabel="frequency bin", title=title)
+    ax.set(xlabel=f"frame (one every {hop_ms:g} ms)", ylabel="frequency band", title=title)
     return ax
 
 
