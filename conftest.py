@@ -21,9 +21,22 @@ os.environ.setdefault("MMBOOK_CACHE", str(ROOT / "_build" / "mmbook-cache"))
 def pytest_addoption(parser):
     parser.addoption("--rendered", action="store_true",
                      help="run the rendered-HTML checks (needs `make book` first)")
+    parser.addoption("--seeds", action="store_true",
+                     help="run the chapters with learned comparisons under other seeds "
+                          "(tests/test_seeds.py, several minutes)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "seeds: executes chapters under other MMBOOK_SEED "
+                                       "values; selected by --seeds")
 
 
 def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--seeds"):
+        skip_seeds = pytest.mark.skip(reason="other-seed runs of the chapters: use --seeds")
+        for item in items:
+            if "seeds" in item.keywords:
+                item.add_marker(skip_seeds)
     if config.getoption("--rendered"):
         return
     skip = pytest.mark.skip(reason="rendered-HTML check: run `make html-check` after `make book`")

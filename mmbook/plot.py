@@ -83,7 +83,7 @@ def show_spectrogram(spec, ax=None, *, length=None, title: str = "", hop_ms: flo
     ax.imshow(s.T, origin="lower", aspect="auto", cmap="magma")
     if length is not None:
         ax.axvline(float(length) - 0.5, color="c", ls="--", lw=1)
-    ax.set(xlabel=f"frame ({hop_ms:g} ms)", ylabel="frequency bin", title=title)
+    ax.set(xlabel=f"frame (one every {hop_ms:g} ms)", ylabel="frequency band", title=title)
     return ax
 
 
@@ -292,5 +292,265 @@ def retrieval_gallery(queries, ranked_images, *, query_lengths=None, query_label
                 ax.set_title(f"#{j + 1}: {got}", fontsize=10)
     if title:
         fig.suptitle(title)
+
+
+# ============================================================================ concept diagrams
+# The book's key pictures, drawn from boxes and arrows. Every diagram is at most 8 inches
+# wide with text of at least 11 pt, so that at the book's column width (about 700 px at a
+# 1280 px window) its text stays above 10 px; `diagram_text_problems` checks that every
+# label lies inside its box and inside the figure.
+
+_DIAGRAM_WIDTH = 8.0  # inches
+_FONT = 11.5  # points
+_COLORS = {"input": "#eeeeee", "encoder": "#cfe2f3", "fuse": "#fce5cd", "head": "#d9ead3",
+           "gate": "#f4cccc", "op": "#ffffff"}
+
+__all__ += ["fusion_levels_diagram", "lstm_cell_diagram", "qkv_attention_diagram",
+            "tensor_fusion_diagram", "cca_diagram", "diagram_text_problems"]
+
+
+def _canvas(height: float, xlim=(0, 16), ylim=None):
+    fig, ax = plt.subplots(figsize=(_DIAGRAM_WIDTH, height))
+    ylim = ylim or (0, 16 * height / _DIAGRAM_WIDTH)
+    ax.set(xlim=xlim, ylim=ylim, aspect="equal")
+    ax.axis("off")
+    fig.subplots_adjust(0.01, 0.01, 0.99, 0.99)
+    return fig, ax
+
+
+def _box(ax, x, y, text, kind="encoder", w=2.4, h=0.9, fontsize=_FONT, round_=True):
+    """A labelled box centred at (x, y); its label is registered for the overflow check."""
+    from matplotlib.patches import FancyBboxPatch
+
+    style = "round,pad=0.05" if round_ else "square,pad=0.02"
+    patch = FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=style, fc=_COLORS[kind],
+                           ec="#333333", lw=1.0)
+    ax.add_patch(patch)
+    label = ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+    label._mmbook_box = patch  # noqa: SLF001 (read by diagram_text_problems)
+    return patch
+
+
+def _arrow(ax, a, b, color="#333333", style="-|>", ls="-", rad=0.0, lw=1.2):
+    ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle=style, color=color, lw=lw, ls=ls,
+                                                    shrinkA=2, shrinkB=2,
+                                                    connectionstyle=f"arc3,rad={rad}"))
+
+
+def _label(ax, x, y, text, fontsize=_FONT, **kw):
+    return ax.text(x, y, text, fontsize=fontsize, **kw)
+
+
+def diagram_text_problems(fig, column_px: float = 700.0, min_px: float = 10.0) -> list:
+    """Readability problems of a figure shown at ``column_px`` wide: a list of strings.
+
+    Checks that every visible text is at least ``min_px`` pixels tall at that width, lies
+    inside the figure, and (for box labels drawn by these diagrams) inside its box.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    fig_box = fig.bbox
+    scale = column_px / fig_box.width  # displayed pixels per rendered pixel
+    problems = []
+    for text in fig.findobj(lambda o: hasattr(o, "get_text") and hasattr(o, "get_fontsize")):
+        if not text.get_visible() or not text.get_text().strip():
+            continue
+        px = text.get_fontsize() * fig.dpi / 72 * scale
+        if px < min_px:
+            problems.append(f"{text.get_text()!r}: {px:.1f} px < {min_px} px")
+        ext = text.get_window_extent(renderer)
+        if (ext.x0 < fig_box.x0 - 1 or ext.x1 > fig_box.x1 + 1 or ext.y0 < fig_box.y0 - 1
+                or ext.y1 > fig_box.y1 + 1):
+            problems.append(f"{text.get_text()!r} leaves the figure")
+        box = getattr(text, "_mmbook_box", None)
+        if box is not None:
+            bb = box.get_window_extent(renderer)
+            if ext.x0 < bb.x0 or ext.x1 > bb.x1 or ext.y0 < bb.y0 or ext.y1 > bb.y1:
+                problems.append(f"{text.get_text()!r} overflows its box")
+    return problems
+
+
+def fusion_levels_diagram():
+    """Feature-level, decision-level and model-level fusion, one row each."""
+    fig, ax = _canvas(6.6)
+    rows = {"feature level (early fusion)": 11.3, "decision level (late fusion)": 6.9,
+            "model level": 2.6}
+    for title, y0 in rows.items():
+        _label(ax, 0.2, y0 + 1.45, title, fontsize=_FONT + 1, weight="bold")
+        for dy, name in ((0.8, r"$x_1$ image"), (-0.8, r"$x_2$ audio")):
+            _box(ax, 1.4, y0 + dy, name, "input", w=2.3, h=0.8)
+    y = rows["feature level (early fusion)"]
+    for dy, m in ((0.8, 1), (-0.8, 2)):
+        _box(ax, 4.6, y + dy, f"encoder $f_{m}$", "encoder", w=2.4, h=0.8)
+        _arrow(ax, (2.6, y + dy), (3.4, y + dy))
+        _arrow(ax, (5.8, y + dy), (7.0, y + 0.15 * dy))
+    _box(ax, 8.3, y, r"concat $[z_1; z_2]$", "fuse", w=2.6, h=0.9)
+    _box(ax, 11.5, y, r"classifier $g$", "head", w=2.4, h=0.9)
+    _box(ax, 14.3, y, r"$\hat y$", "input", w=1.0, h=0.8)
+    _arrow(ax, (9.6, y), (10.3, y))
+    _arrow(ax, (12.7, y), (13.8, y))
+    y = rows["decision level (late fusion)"]
+    for dy, m in ((0.8, 1), (-0.8, 2)):
+        _box(ax, 4.6, y + dy, f"$f_{m}$, classifier $g_{m}$", "encoder", w=3.0, h=0.8)
+        _box(ax, 7.9, y + dy, f"$p_{m}$", "head", w=1.0, h=0.8)
+        _arrow(ax, (2.6, y + dy), (3.1, y + dy))
+        _arrow(ax, (6.1, y + dy), (7.4, y + dy))
+        _arrow(ax, (8.4, y + dy), (9.9, y + 0.15 * dy))
+    _box(ax, 11.5, y, r"$\sum_m \beta_m p_m$", "fuse", w=3.0, h=0.9)
+    _box(ax, 14.3, y, r"$\hat y$", "input", w=1.0, h=0.8)
+    _arrow(ax, (13.0, y), (13.8, y))
+    y = rows["model level"]
+    for dy, name in ((0.8, "image layers"), (-0.8, "audio layers")):
+        _box(ax, 4.3, y + dy, name, "encoder", w=2.6, h=0.8)
+        _box(ax, 8.3, y + dy, name.replace("layers", "layers 2"), "encoder", w=2.8, h=0.8)
+        _arrow(ax, (2.6, y + dy), (3.0, y + dy))
+        _arrow(ax, (5.6, y + dy), (6.9, y + dy))
+        _arrow(ax, (9.7, y + dy), (10.4, y + 0.15 * dy))
+    _arrow(ax, (5.9, y + 0.55), (6.6, y - 0.55), color="C3", lw=1.6)
+    _arrow(ax, (5.9, y - 0.55), (6.6, y + 0.55), color="C3", lw=1.6)
+    _label(ax, 6.25, y - 1.75, "cross-modal attention:\nthe encoders read each other",
+           ha="center", va="center", color="C3")
+    _box(ax, 11.5, y, "head", "head", w=2.0, h=0.9)
+    _box(ax, 14.3, y, r"$\hat y$", "input", w=1.0, h=0.8)
+    _arrow(ax, (12.5, y), (13.8, y))
+    return fig
+
+
+def lstm_cell_diagram():
+    """One LSTM step: the cell state line, the four gates and the output."""
+    fig, ax = _canvas(4.6)
+    top, mid, bot = 7.6, 4.6, 1.3
+    _label(ax, 0.2, top, r"$c_{t-1}$", va="center")
+    _label(ax, 14.9, top, r"$c_t$", va="center")
+    _label(ax, 0.2, bot, r"$h_{t-1}$", va="center")
+    _label(ax, 14.9, bot + 1.2, r"$h_t$", va="center")
+    ax.plot([1.2, 14.7], [top, top], color="#333333", lw=2)
+    _label(ax, 2.2, bot - 1.0, r"$x_t$", va="center", ha="center")
+    ax.plot([1.3, 2.2, 2.2, 12.6], [bot, bot, bot, bot], color="#333333", lw=1.2)
+    _arrow(ax, (2.2, bot - 0.65), (2.2, bot - 0.05))
+    gates = [("f", r"$\sigma$", 3.4, "forget $f_t$"), ("i", r"$\sigma$", 5.6, "input $i_t$"),
+             ("g", r"$\tanh$", 8.2, "candidate $g_t$"), ("o", r"$\sigma$", 10.6, "output $o_t$")]
+    for _, act, x, name in gates:
+        _box(ax, x, mid - 0.9, act, "gate", w=1.3, h=0.8)
+        _arrow(ax, (x, bot), (x, mid - 1.35))
+        _label(ax, x + 0.12, bot + 0.75, name, va="center", ha="left", fontsize=_FONT - 0.5)
+    mult_f = _box(ax, 3.4, top, r"$\odot$", "op", w=0.75, h=0.75)
+    _arrow(ax, (3.4, mid - 0.45), (3.4, top - 0.45))
+    _box(ax, 7.1, top, r"$+$", "op", w=0.75, h=0.75)
+    _box(ax, 7.1, mid + 1.5, r"$\odot$", "op", w=0.75, h=0.75)
+    _arrow(ax, (5.6, mid - 0.45), (6.8, mid + 1.15))
+    _arrow(ax, (8.2, mid - 0.45), (7.4, mid + 1.15))
+    _arrow(ax, (7.1, mid + 1.9), (7.1, top - 0.4))
+    _box(ax, 12.6, mid + 1.3, r"$\tanh$", "gate", w=1.3, h=0.8)
+    _arrow(ax, (12.6, top), (12.6, mid + 1.75))
+    _box(ax, 12.6, mid - 0.9, r"$\odot$", "op", w=0.75, h=0.75)
+    _arrow(ax, (12.6, mid + 0.85), (12.6, mid - 0.5))
+    _arrow(ax, (11.3, mid - 0.9), (12.2, mid - 0.9))
+    _arrow(ax, (12.6, mid - 1.3), (14.7, bot + 1.2), rad=0.2)
+    del mult_f
+    _label(ax, 8.0, 0.15, r"every gate reads $[h_{t-1}; x_t]$:  "
+           r"$\sigma(W_{x\ast} x_t + W_{h\ast} h_{t-1} + b_\ast)$", ha="center",
+           fontsize=_FONT - 0.5)
+    _label(ax, 8.6, top + 0.45, r"$c_t = f_t \odot c_{t-1} + i_t \odot g_t$", ha="left",
+           fontsize=_FONT - 0.5)
+    return fig
+
+
+def qkv_attention_diagram():
+    """Scaled dot-product attention: queries from one modality, keys and values from another."""
+    fig, ax = _canvas(3.9)
+    _box(ax, 1.6, 6.0, "$H_m$: states of\nmodality $m$", "input", w=3.0, h=1.3)
+    _box(ax, 1.6, 1.9, "$H_n$: states of\nmodality $n$", "input", w=3.0, h=1.3)
+    _box(ax, 5.0, 6.0, r"$Q = H_m W^Q$", "encoder", w=2.8, h=0.9)
+    _box(ax, 5.0, 3.0, r"$K = H_n W^K$", "encoder", w=2.8, h=0.9)
+    _box(ax, 5.0, 0.9, r"$V = H_n W^V$", "encoder", w=2.8, h=0.9)
+    _arrow(ax, (3.1, 6.0), (3.6, 6.0))
+    _arrow(ax, (3.1, 2.2), (3.6, 2.9))
+    _arrow(ax, (3.1, 1.6), (3.6, 1.0))
+    _box(ax, 9.2, 4.5, r"$A = \mathrm{softmax}(QK^\top / \sqrt{d_k})$", "fuse", w=4.4,
+         h=1.0)
+    _label(ax, 9.2, 3.35, "one row per query, sums to 1;\npadded keys masked to 0",
+           ha="center", va="top", fontsize=_FONT - 0.5)
+    _arrow(ax, (6.4, 6.0), (7.3, 4.9))
+    _arrow(ax, (6.4, 3.0), (7.3, 4.1))
+    _box(ax, 13.9, 2.4, r"$Z = A V$", "head", w=2.2, h=0.9)
+    _arrow(ax, (11.2, 4.3), (12.8, 2.7))
+    _arrow(ax, (6.4, 0.9), (12.8, 2.2))
+    return fig
+
+
+def _cube(ax, x0, y0, size, depth, color="#fce5cd"):
+    from matplotlib.patches import Polygon
+
+    dx, dy = depth * 0.7, depth * 0.5
+    front = [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size), (x0, y0 + size)]
+    top = [(x0, y0 + size), (x0 + size, y0 + size), (x0 + size + dx, y0 + size + dy),
+           (x0 + dx, y0 + size + dy)]
+    side = [(x0 + size, y0), (x0 + size + dx, y0 + dy), (x0 + size + dx, y0 + size + dy),
+            (x0 + size, y0 + size)]
+    for poly, shade in ((front, 1.0), (top, 0.9), (side, 0.8)):
+        ax.add_patch(Polygon(poly, closed=True, fc=color, ec="#333333", lw=1.0, alpha=shade))
+    return dx, dy
+
+
+def tensor_fusion_diagram():
+    """Tensor fusion as a cube of all products, and its low-rank factorisation."""
+    fig, ax = _canvas(4.4)
+    x0, y0, s = 1.8, 1.6, 3.2
+    dx, dy = _cube(ax, x0, y0, s, 2.0)
+    _label(ax, x0 + s / 2, y0 - 0.55, r"$[z_1; 1] \in \mathbb{R}^{D_1+1}$", ha="center",
+           va="top")
+    _label(ax, x0 - 0.25, y0 + s / 2, r"$[z_2; 1]$", ha="right", va="center")
+    _label(ax, x0 + s + dx / 2 + 0.2, y0 + dy / 2 - 0.2, r"$[z_3; 1]$", ha="left", va="top")
+    _label(ax, x0 + s / 2 + dx / 2, y0 + s + dy + 0.25,
+           r"$\mathcal{Z} = \bigotimes_m [z_m; 1]$", ha="center", va="bottom")
+    _label(ax, x0 + s / 2, y0 + s / 2, "every product\n" r"$z_{1i} z_{2j} z_{3k}$",
+           ha="center", va="center", fontsize=_FONT - 0.5)
+    _arrow(ax, (6.9, 3.7), (8.4, 3.7))
+    _label(ax, 7.65, 3.95, "linear\nlayer", ha="center", va="bottom", fontsize=_FONT - 0.5)
+    _label(ax, 12.2, 6.6, r"weight $\mathcal{W} \approx \sum_{i=1}^{R} "
+           r"W_1^{(i)} \otimes W_2^{(i)} \otimes W_3^{(i)}$", ha="center", va="center")
+    for k, y in enumerate((5.0, 3.7, 2.4)):
+        _box(ax, 10.0, y, f"$[z_{k + 1}; 1]^\\top W_{k + 1}^{{(i)}}$", "encoder", w=2.9, h=0.9)
+        _arrow(ax, (11.5, y), (12.4, 3.7 + (y - 3.7) * 0.2))
+    _box(ax, 13.2, 3.7, r"$\odot$", "op", w=0.8, h=0.8)
+    _arrow(ax, (13.6, 3.7), (14.2, 3.7))
+    _label(ax, 14.3, 3.7, r"$\sum_i \to h$", va="center")
+    _label(ax, 12.2, 1.1, r"never forms $\mathcal{Z}$: $R \sum_m (D_m+1) E$ weights"
+           "\ninstead of " r"$\prod_m (D_m+1)\, E$", ha="center", va="center",
+           fontsize=_FONT - 0.5)
+    return fig
+
+
+def cca_diagram(seed: int = 0, n: int = 150):
+    """CCA: each view projected on its own direction; the projections meet in one space."""
+    rng = np.random.default_rng(seed)
+    s = rng.normal(size=n)  # the shared signal
+    X = np.c_[s + 0.3 * rng.normal(size=n), 0.8 * rng.normal(size=n)] @ np.array(
+        [[0.8, 0.6], [-0.6, 0.8]])
+    Y = np.c_[0.7 * rng.normal(size=n), -s + 0.3 * rng.normal(size=n)] @ np.array(
+        [[0.9, -0.4], [0.4, 0.9]])
+    from sklearn.cross_decomposition import CCA as _SkCCA
+
+    cca = _SkCCA(n_components=1).fit(X, Y)
+    u, v = (t.ravel() for t in cca.transform(X, Y))
+    wx, wy = cca.x_rotations_[:, 0], cca.y_rotations_[:, 0]
+    fig, axes = plt.subplots(1, 3, figsize=(_DIAGRAM_WIDTH, 3.0))
+    colors = plt.cm.coolwarm((s - s.min()) / np.ptp(s))
+    for ax, Z, w, title in ((axes[0], X, wx, r"view $X$"), (axes[2], Y, wy, r"view $Y$")):
+        Zc = Z - Z.mean(0)
+        ax.scatter(Zc[:, 0], Zc[:, 1], c=colors, s=9)
+        d = 2.5 * w / np.linalg.norm(w)
+        ax.annotate("", xy=d, xytext=-d, arrowprops=dict(arrowstyle="-|>", lw=2, color="k"))
+        ax.set_title(title, fontsize=_FONT)
+        ax.set(aspect="equal", xticks=[], yticks=[])
+    axes[0].text(0.03, 0.03, r"$u = X w_x$", transform=axes[0].transAxes, fontsize=_FONT)
+    axes[2].text(0.03, 0.03, r"$v = Y w_y$", transform=axes[2].transAxes, fontsize=_FONT)
+    axes[1].scatter(u, v, c=colors, s=9)
+    rho = np.corrcoef(u, v)[0, 1]
+    axes[1].set_title(f"shared space: corr = {rho:.2f}", fontsize=_FONT)
+    axes[1].set_xlabel(r"$u$", fontsize=_FONT)
+    axes[1].set_ylabel(r"$v$", fontsize=_FONT)
+    axes[1].set(xticks=[], yticks=[])
     fig.tight_layout()
     return fig

@@ -26,7 +26,7 @@ def test_check_close_says_what_is_wrong():
     assert not shape and "shape (3, 2), expected (2, 3)" in shape.message
     value = check_close("x", ref + 1, ref)
     assert not value and "largest difference 1" in value.message
-    assert "forget to return" in check_close("x", None, ref).message
+    assert check_close("x", None, ref).pending  # no answer yet: neutral, not wrong
 
 
 def test_check_equal():

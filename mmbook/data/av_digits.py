@@ -61,7 +61,8 @@ class AVDigits(torch.utils.data.Dataset):
     Attributes:
         images: float32 ``(N, 1, 28, 28)``, energy-removed and standardised.
         audio: float32 ``(N, T, F)``: log-magnitude spectrogram frames, batch first,
-            time second (T = 41 frames of 25 ms, F = 64 frequency bins), standardised.
+            time second (T = 41 frames, 32 ms windows every 25 ms; F = 64 bands of
+            62.5 Hz), standardised.
         lengths: int64 ``(N,)``: frames that hold the recording (the rest is padding).
         labels: int64 ``(N,)``: the digit, shared by both modalities.
         audio_files: the FSDD file each row's audio comes from
@@ -216,7 +217,8 @@ def spectrogram(wave_batch: torch.Tensor) -> torch.Tensor:
 
     32 ms Hann windows (256 samples) every 25 ms (200 samples), so consecutive windows
     overlap and no sample is skipped; the 128 non-constant frequency bins are averaged in
-    neighbouring pairs into F = 64 bands of 31.25 Hz.
+    neighbouring pairs (bins are 8000/256 = 31.25 Hz apart) into F = 64 bands of
+    62.5 Hz.
 
     Shape:
         - wave_batch: :math:`(N, \\text{samples})`

@@ -1,8 +1,9 @@
 """Automatic checkers for the book's exercises, one module per chapter (``ch01`` ...).
 
-A checker returns a :class:`Feedback`: it renders green or red in a notebook, says what
-is wrong when something is, and is truthy only when the answer is right, so a test can
-``assert check(...)``.
+A checker returns a :class:`Feedback`: it renders green when the answer is right, red
+when it is wrong (saying what is wrong), and neutral grey while no answer has been given
+yet (a starter cell that still returns ``None``); it is truthy only when the answer is
+right, so a test can ``assert check(...)``.
 """
 
 from __future__ import annotations
@@ -11,42 +12,69 @@ import importlib
 
 import torch
 
-__all__ = ["Feedback", "call_student", "check_close", "check_equal"]
+__all__ = ["Feedback", "call_student", "check_close", "check_equal", "pending"]
 
 
 class Feedback:
-    """The verdict of a checker: ``passed`` and a message that says what is wrong."""
+    """The verdict of a checker: ``passed`` and a message that says what is wrong.
 
-    def __init__(self, passed: bool, message: str):
-        self.passed = bool(passed)
+    ``pending=True`` marks "no answer yet" (the starter cell as given): it is not a
+    wrong answer, so it renders neutrally instead of in red.
+    """
+
+    def __init__(self, passed: bool, message: str, pending: bool = False):
+        self.passed = bool(passed) and not pending
+        self.pending = bool(pending)
         self.message = message
 
     def __bool__(self) -> bool:
         return self.passed
 
+    @property
+    def state(self) -> str:
+        """``"correct"``, ``"wrong"`` or ``"pending"``."""
+        return "pending" if self.pending else ("correct" if self.passed else "wrong")
+
+    _STYLE = {  # state -> (colour, mark, heading)
+        "correct": ("#1a7f37", "&#10004;", "Correct!"),
+        "wrong": ("#cf222e", "&#10008;", "Not yet:"),
+        "pending": ("#57606a", "&#9998;", "Your turn:"),
+    }
+
     def __repr__(self) -> str:
-        return ("Correct! " if self.passed else "Not yet: ") + self.message
+        return self._STYLE[self.state][2] + " " + self.message
 
     def _repr_html_(self) -> str:
         import html
 
-        colour, mark = ("#1a7f37", "&#10004;") if self.passed else ("#cf222e", "&#10008;")
-        head = "Correct!" if self.passed else "Not yet:"
-        return (f'<div style="border-left:4px solid {colour};padding:4px 8px">'
+        colour, mark, head = self._STYLE[self.state]
+        return (f'<div class="mmbook-feedback mmbook-feedback-{self.state}" '
+                f'style="border-left:4px solid {colour};padding:4px 8px">'
                 f'<b style="color:{colour}">{mark} {head}</b> {html.escape(self.message)}</div>')
+
+
+def pending(what: str = "your answer") -> Feedback:
+    """The neutral verdict for an exercise not attempted yet (``None`` as given)."""
+    return Feedback(False, f"{what} is still None: write your answer, then run the cell "
+                           "again.", pending=True)
 
 
 def call_student(fn, *args, name: str = "your function"):
     """Call the reader's function on ``args``.
 
     Returns:
-        ``(result, None)``, or ``(None, Feedback)`` saying what it raised: a checker
-        reports the reader's exception instead of crashing the notebook.
+        ``(result, None)``, or ``(None, Feedback)`` saying what it raised (a checker
+        reports the reader's exception instead of crashing the notebook), or a pending
+        Feedback when it returned ``None`` (the starter as given).
     """
     try:
-        return fn(*args), None
+        out = fn(*args)
     except Exception as err:  # the reader's code raised: say what
         return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}")
+    if out is None:  # the starter as given (or a forgotten return): not a wrong answer yet
+        return None, Feedback(False, f"{name} returned None: write its body (and return "
+                                     "the result), then run the cell again.", pending=True)
+    return out, None
 
 
 def check_equal(name: str, got, expected, hint: str = "") -> Feedback:
@@ -60,7 +88,7 @@ def check_close(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1
                 hint: str = "") -> Feedback:
     """Compare a tensor answer with the reference: shape first, then values."""
     if got is None:
-        return Feedback(False, f"{name} is None: did you forget to return it?")
+        return pending(name)
     got_t, exp_t = torch.as_tensor(got), torch.as_tensor(expected)
     if got_t.shape != exp_t.shape:
         return Feedback(False, f"{name} has shape {tuple(got_t.shape)}, expected "

@@ -26,6 +26,9 @@ def check_interaction_kinds(answer: dict, truth: dict) -> Feedback:
     """Check a mapping ``{data set name: kind}`` against the true kinds."""
     if not isinstance(answer, dict):
         return Feedback(False, f"answer must be a dict {{name: kind}}, got {type(answer).__name__}")
+    if any(v in ("...", "", None) for v in answer.values()):
+        return Feedback(False, "fill in each '...' with redundancy, uniqueness or synergy.",
+                        pending=True)
     bad = [v for v in answer.values() if v not in _KINDS]
     if bad:
         return Feedback(False, f"kinds must be one of {_KINDS}; you wrote {bad}")

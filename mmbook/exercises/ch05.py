@@ -66,10 +66,15 @@ def check_momentum_step(fn, seed: int = 0, steps: int = 3) -> Feedback:
     for t, grad in enumerate(grads, 1):
         p.grad = grad.clone()
         opt.step()
+        before = (theta.clone(), buf)
         try:
             theta, buf = fn(theta, grad, buf, 0.1, 0.9)
         except Exception as err:
             return Feedback(False, f"step {t}: your function raised {type(err).__name__}: {err}")
+        if t == 1 and buf is None and torch.equal(torch.as_tensor(theta), before[0]):
+            return Feedback(False, "momentum_step returns theta and buf unchanged (the starter "
+                                   "as given): write the update, then run the cell again.",
+                            pending=True)
         verdict = check_close(f"theta after step {t}", theta, p.detach(),
                               hint="b = mu * b + g (b = g at the first step); theta -= lr * b.")
         if not verdict:

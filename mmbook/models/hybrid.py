@@ -31,8 +31,13 @@ class HybridCNNRNN(MultimodalModel):
         z_2 = h_{\ell}\ \text{of}\ \mathrm{LSTM}(x_{\text{audio}}), \quad
         \hat y = W [z_1; z_2] + b
 
-    The whole network is trained end to end (model-level fusion): the gradient of the
-    classification loss reaches both encoders through the concatenation.
+    The whole network is trained end to end: the gradient of the classification loss
+    reaches both encoders through the concatenation. Seed 004 calls this a "hybrid model";
+    the modalities meet only once, at the concatenation of the finished encodings, so it
+    is feature-level fusion with learned encoders. Model-level fusion, in the sense of
+    Zeng et al., "A Survey of Affect Recognition Methods" (TPAMI 2009), lets the
+    modalities' intermediate representations interact inside the model (for example
+    :class:`mmbook.models.LSTMAttentionFusion`'s cross-modal attention).
 
     Args:
         num_classes: C (10 digits).

@@ -55,10 +55,10 @@ class LSTMAttentionFusion(nn.Module):
         \bar z^{(m)} = \frac{1}{\ell_m} \sum_{t \le \ell_m} z^{(m)}_t
 
     How the steps are aligned: the seed pairs step :math:`t` of every modality, which
-    needs equal lengths and a shared clock. AV digits has neither (41 audio frames of
-    25 ms, 28 image rows), so step :math:`t` of modality :math:`m` attends over *all*
-    steps :math:`s` of modality :math:`n` (scaled dot-product, multi-head, padding
-    masked), and the seed's per-step weights over modalities become :math:`\beta`:
+    needs equal lengths and a shared clock. AV digits has neither (41 audio frames,
+    32 ms windows every 25 ms; 28 image rows), so step :math:`t` of modality :math:`m`
+    attends over *all* steps :math:`s` of modality :math:`n` (scaled dot-product, multi-head,
+    padding masked), and the seed's per-step weights over modalities become :math:`\beta`:
     how much step :math:`t` keeps of its own state versus what it read in the other
     modalities (softmax over the M candidates, never trivially 1 even for M = 2).
     ``attention=False`` skips both attentions (:math:`z^{(m)}_t = h^{(m)}_t`): the same

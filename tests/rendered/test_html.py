@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from mathwidth import read_measurements, too_wide, with_measurement
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
-MD_PAGES = ["intro", "glossary", "bibliography"]
+MD_PAGES = ["intro", "glossary", "bibliography", "errata"]
 PAGES = [p.stem for p in NOTEBOOKS] + MD_PAGES
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -147,3 +148,30 @@ def test_screenshot_of_the_introduction():
     _run_chromium(["--window-size=1280,1800", "--virtual-time-budget=15000",
                    f"--screenshot={shot}", (HTML / "book" / "intro.html").as_uri()])
     assert shot.exists() and shot.stat().st_size > 10_000, "screenshot missing or blank"
+
+
+def _math_widths(page: str) -> list | None:
+    """Lay the page out at 1280 px in Chromium and measure every formula against its column."""
+    src = HTML / "book" / f"{page}.html"
+    probe = src.with_name(f"_mathwidth_{page}.html")  # same folder: relative links still work
+    probe.write_text(with_measurement(src.read_text()))
+    try:
+        dom = _run_chromium(["--window-size=1280,900", "--virtual-time-budget=30000",
+                             "--dump-dom", probe.as_uri()])
+    finally:
+        probe.unlink(missing_ok=True)
+    return read_measurements(dom)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_formula_wider_than_its_column(nb):
+    """Wide display equations must be broken into lines: none may overflow at 1280 px."""
+    if not _notebook_has_math(nb):
+        pytest.skip(f"{nb.name} has no math")
+    rows = _math_widths(nb.stem)
+    assert rows is not None, f"{nb.stem}: the measuring script did not run"
+    assert rows, f"{nb.stem}: no typeset formula was measured"
+    wide = too_wide(rows)
+    assert not wide, (f"{nb.stem}: {len(wide)} formula(s) wider than the column: "
+                      + "; ".join(f"{r['width']:.0f} px > {r['column']:.0f} px: {r['tex']!r}"
+                                  for r in wide[:5]))
