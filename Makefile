@@ -12,7 +12,8 @@ export MMBOOK_CACHE ?= $(abspath _build/mmbook-cache)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 JOBS ?= 2
 
-.PHONY: book test setup unit notebooks html-check lint strip vendor chromium clean bench gpu-check
+.PHONY: book test setup unit notebooks seeds student html-check lint strip vendor chromium clean \
+	bench gpu-check
 
 setup: $(STAMP)
 
@@ -46,11 +47,21 @@ test: setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --doctest-modules mmbook -n $(JOBS) --dist loadfile \
 		--durations=15 -q
 	$(MAKE) notebooks
+	$(MAKE) seeds
 	$(MAKE) book
 	$(MAKE) html-check
 
 unit: setup
 	$(BIN)/python -m pytest tests -n $(JOBS) --dist loadfile -q
+
+# The chapters with learned comparisons, executed again under two other seeds
+# (MMBOOK_SEED): their claims must hold for any seed, not only the one the book shows.
+seeds: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/test_seeds.py --seeds -n $(JOBS) -q
+
+# The student edition: every chapter without its solutions, under _build/student/book.
+student: setup
+	$(BIN)/python -m mmbook.grade --student-edition book --out _build/student/book
 
 # Each notebook executed once, times printed, outputs cached for `make book`.
 notebooks: setup
