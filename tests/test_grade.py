@@ -118,3 +118,13 @@ def test_grader_on_fabricated_submissions(tmp_path):
 def test_grader_refuses_an_empty_folder(tmp_path):
     with pytest.raises(ValueError, match="no submitted notebook"):
         grade_folder(tmp_path, tmp_path / "g.csv")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_carries_its_points(path):
+    nb = nbformat.read(path, as_version=4)
+    for ex in find_exercises(nb):
+        meta = nb.cells[ex.cell].metadata.get("mmbook", {})
+        assert meta.get("exercise") == ex.label and meta.get("points", 0) > 0, (
+            f"{path.name}: the starter cell of {ex.label} has no grading metadata "
+            f"(run tools/tag_exercises.py)")
