@@ -248,7 +248,7 @@ def test_check_masked_concat_diagnoses():
     assert not flipped and "present is True where" in flipped.message
     unmasked = ch10.check_masked_concat(lambda zs, r: torch.cat(zs, 1))
     assert not unmasked and "NaN" in unmasked.message
-    assert "forget to return" in ch10.check_masked_concat(lambda zs, r: None).message
+    assert "returned None" in ch10.check_masked_concat(lambda zs, r: None).message  # pending
 
 
 def test_check_renormalised_average_diagnoses():
