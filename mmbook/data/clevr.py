@@ -38,7 +38,7 @@ from ..utils import check_choice, check_positive_int
 
 __all__ = [
     "make_sort_of_clevr", "SortOfCLEVR", "CLEVR_COLORS", "CLEVR_SHAPES", "QUESTION_TYPES",
-    "QUESTION_KINDS", "CLEVR_ANSWERS", "scene_answer", "scene_caption", "question_text",
+    "QUESTION_KINDS", "CLEVR_ANSWERS", "scene_answer", "scene_caption", "caption_facts", "question_text", "render_scene",
     "MIN_IMAGE_SIZE",
 ]
 
@@ -132,6 +132,39 @@ def scene_caption(scene: Sequence[dict]) -> str:
                for o in objs]
     listed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     return listed[0].upper() + listed[1:] + ", from left to right."
+
+
+def caption_facts(caption: str, scene: Sequence[dict]) -> dict:
+    """Check a (generated) caption against its scene.
+
+    A *fact* is a colour word followed by a shape word ("red circle"). The caption is
+    read left to right; the result counts the facts, the true ones (that colour is in the
+    scene with that shape), whether the colours named are distinct and in left-to-right
+    order, and whether all six objects are named.
+
+    Returns:
+        ``{"facts": int, "true": int, "in_order": bool, "complete": bool,
+        "all_true": bool}``; ``all_true`` means at least one fact, every fact true, and
+        the order right.
+
+    Examples:
+        >>> scene = [{"color": "red", "shape": "circle", "center": (2.0, 7.0)},
+        ...          {"color": "blue", "shape": "square", "center": (9.0, 3.0)}]
+        >>> caption_facts("a red circle and a blue square", scene)["all_true"]
+        True
+        >>> caption_facts("a blue square and a red circle", scene)["in_order"]
+        False
+    """
+    words = caption.lower().replace(",", " ").replace(".", " ").split()
+    by_color = {o["color"]: o for o in scene}
+    facts = [(c, s) for c, s in zip(words, words[1:]) if c in CLEVR_COLORS and s in CLEVR_SHAPES]
+    true = sum(c in by_color and by_color[c]["shape"] == s for c, s in facts)
+    named = [c for c, _ in facts]
+    xs = [by_color[c]["center"][0] for c in named if c in by_color]
+    in_order = len(set(named)) == len(named) and xs == sorted(xs)
+    return {"facts": len(facts), "true": true, "in_order": in_order,
+            "complete": set(named) == set(by_color),
+            "all_true": bool(facts) and true == len(facts) and in_order}
 
 
 # ----------------------------------------------------------------------------- scenes

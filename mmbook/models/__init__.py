@@ -4,11 +4,17 @@
   RNN for audio joined in one network.
 * :class:`LSTMAttentionFusion` (chapter 7): the seeds' LSTM fusion model with
   cross-modal attention, done right.
+* chapter 12: visual question answering (:mod:`.vqa`: question-only and image-only
+  baselines, CNN + LSTM, FiLM, co-attention, Relation Network) and captioning
+  (:class:`CaptionModel`, :mod:`.captioning`).
 """
 
 import importlib
 
 _LAZY = {"HybridCNNRNN": "hybrid", "LSTMAttentionFusion": "lstm_attention"}
+_LAZY.update({name: "vqa" for name in ("QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA", "FiLMVQA",
+                                       "CoAttentionVQA", "RelationNetworkVQA")})
+_LAZY.update({"CaptionModel": "captioning"})
 __all__ = list(_LAZY)
 
 
