@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmbook.data import (CLEVR_ANSWERS, CLEVR_COLORS, CLEVR_SHAPES, QUESTION_TYPES,
-                         caption_facts, make_sort_of_clevr)
+from mmbook.data import (
+    CLEVR_ANSWERS,
+    CLEVR_COLORS,
+    CLEVR_SHAPES,
+    QUESTION_TYPES,
+    caption_facts,
+    make_sort_of_clevr,
+)
 from mmbook.data.clevr import MIN_IMAGE_SIZE
 
 NUMBERS = ("one", "two", "three", "four", "five", "six")

@@ -3,8 +3,6 @@
 import math
 import re
 
-import torch
-
 from mmbook.exercises import ch12
 from mmbook.utils import lengths_to_mask
 

@@ -5,8 +5,17 @@ import torch
 from torch import nn
 
 from mmbook.data import make_sort_of_clevr
-from mmbook.text import (BOS, EOS, PAD, UNK, LSTMTextEncoder, TransformerTextEncoder,
-                         Vocabulary, pad_batch, tokenize)
+from mmbook.text import (
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    LSTMTextEncoder,
+    TransformerTextEncoder,
+    Vocabulary,
+    pad_batch,
+    tokenize,
+)
 from mmbook.utils import lengths_to_mask
 
 

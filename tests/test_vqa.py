@@ -5,9 +5,16 @@ import torch
 import torch.nn.functional as F
 
 from mmbook.models.captioning import CaptionModel, caption_loss
-from mmbook.models.vqa import (CoAttentionVQA, ConcatVQA, FiLMVQA, ImageOnlyVQA,
-                               QuestionOnlyVQA, RelationNetworkVQA, encode_questions,
-                               grid_coordinates)
+from mmbook.models.vqa import (
+    CoAttentionVQA,
+    ConcatVQA,
+    FiLMVQA,
+    ImageOnlyVQA,
+    QuestionOnlyVQA,
+    RelationNetworkVQA,
+    encode_questions,
+    grid_coordinates,
+)
 from mmbook.text import LSTMTextEncoder
 from mmbook.utils import lengths_to_mask
 

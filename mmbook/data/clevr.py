@@ -38,7 +38,8 @@ from ..utils import check_choice, check_positive_int
 
 __all__ = [
     "make_sort_of_clevr", "SortOfCLEVR", "CLEVR_COLORS", "CLEVR_SHAPES", "QUESTION_TYPES",
-    "QUESTION_KINDS", "CLEVR_ANSWERS", "scene_answer", "scene_caption", "caption_facts", "question_text", "render_scene",
+    "QUESTION_KINDS", "CLEVR_ANSWERS", "scene_answer", "scene_caption", "caption_facts",
+    "question_text", "render_scene",
     "MIN_IMAGE_SIZE",
 ]
 

@@ -32,7 +32,8 @@ from ..text import LSTMTextEncoder
 from ..utils import check_positive_int, check_shape
 
 __all__ = [
-    "GridEncoder", "grid_coordinates", "encode_questions", "DistinctQuestions", "QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA",
+    "GridEncoder", "grid_coordinates", "encode_questions", "DistinctQuestions",
+    "QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA",
     "FiLMVQA", "CoAttentionVQA", "RelationNetworkVQA",
 ]
 
@@ -284,7 +285,8 @@ class CoAttentionVQA(nn.Module):
 
     def forward(self, features, ids, lengths) -> torch.Tensor:
         _check_features(features, self.in_channels, self.grid_size)
-        words, mask = encode_questions(self.question, ids, lengths, return_sequence=True)  # (N, L, H), (N, L)
+        words, mask = encode_questions(self.question, ids, lengths,
+                                       return_sequence=True)  # (N, L, H), (N, L)
         q = words[torch.arange(len(words)), lengths.to(words.device) - 1]  # last state (N, H)
         cells = features.flatten(2).transpose(1, 2)  # (N, G*G, C)
         r = self.regions(torch.cat([cells, self.coords.expand(len(cells), -1, -1)], -1))
@@ -351,5 +353,6 @@ class RelationNetworkVQA(nn.Module):
     def forward(self, features, ids, lengths) -> torch.Tensor:
         _check_features(features, self.in_channels, self.grid_size)
         o = self.object_vectors(features)
-        h = self.g2(self.pair_hidden(o, encode_questions(self.question, ids, lengths)))  # (N, K, K, H)
+        q = encode_questions(self.question, ids, lengths)  # (N, H)
+        h = self.g2(self.pair_hidden(o, q))  # (N, K, K, H)
         return self.f(h.sum(dim=(1, 2)))
