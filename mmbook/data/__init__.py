@@ -1,4 +1,5 @@
-"""Data sets of the book: AV digits (MNIST + FSDD), mfeat (six views), synthetic interactions."""
+"""Data sets of the book: AV digits (MNIST + FSDD), mfeat (six views), synthetic interactions,
+Sort-of-CLEVR (generated scenes with English questions and captions)."""
 
 from .av_digits import (
     AV_MAX_SIZES,
@@ -10,6 +11,16 @@ from .av_digits import (
     read_wav,
     remove_energy,
     spectrogram,
+)
+from .clevr import (
+    CLEVR_ANSWERS,
+    CLEVR_COLORS,
+    CLEVR_SHAPES,
+    QUESTION_KINDS,
+    QUESTION_TYPES,
+    SortOfCLEVR,
+    caption_facts,
+    make_sort_of_clevr,
 )
 from .download import ChecksumError, DownloadError, ensure, fetch, sha256_file
 from .mfeat import MFEAT_VIEWS, load_mfeat
@@ -23,6 +34,8 @@ __all__ = [
     "remove_energy", "AV_SIZES", "AV_MAX_SIZES",
     "load_mfeat", "MFEAT_VIEWS",
     "make_interactions", "INTERACTION_KINDS",
+    "make_sort_of_clevr", "SortOfCLEVR", "caption_facts", "CLEVR_COLORS", "CLEVR_SHAPES",
+    "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS",
     "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
     "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "word_vectors",

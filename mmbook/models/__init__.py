@@ -12,6 +12,9 @@
   imputers and their comparison, a modality-invariant encoder with gradient reversal.
 * :class:`StreamingEncoder` (chapter 15): a recurrent encoder fed chunk by chunk.
 * :class:`DualEncoder` (chapter 11): a CLIP-style dual encoder for cross-modal retrieval.
+* chapter 12: visual question answering (:mod:`.vqa`: question-only and image-only
+  baselines, CNN + LSTM, FiLM, co-attention, Relation Network) and captioning
+  (:class:`CaptionModel`, :mod:`.captioning`).
 """
 
 import importlib
@@ -26,6 +29,9 @@ _LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
               "GradientReversal": "gan"})
 _LAZY.update({"StreamingEncoder": "streaming"})  # chapter 15
 _LAZY.update({"DualEncoder": "dual_encoder"})  # chapter 11
+_LAZY.update({name: "vqa" for name in ("QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA", "FiLMVQA",
+                                       "CoAttentionVQA", "RelationNetworkVQA")})
+_LAZY.update({"CaptionModel": "captioning"})
 __all__ = list(_LAZY)
 
 
