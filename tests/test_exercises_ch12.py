@@ -46,8 +46,19 @@ def test_check_padding_masks():
     assert "off by one" in ch12.check_padding_masks(off).message
     same = lambda lengths, L: (lengths_to_mask(lengths, L), lengths_to_mask(lengths, L))
     assert "opposite" in ch12.check_padding_masks(same).message
-    assert "pair" in ch12.check_padding_masks(lambda lengths, L: None).message
+    assert ch12.check_padding_masks(lambda lengths, L: None).pending  # the starter: not red
     floats = lambda lengths, L: tuple(m.float() for m in right(lengths, L))
     assert "bool" in ch12.check_padding_masks(floats).message
     assert "shape" in ch12.check_padding_masks(
         lambda lengths, L: right(lengths, L + 1)).message
+
+
+def test_check_encode_names_str_split_and_wrong_return_type():
+    lower_split = lambda text, stoi: [stoi.get(w, 1) for w in text.lower().split()]
+    assert "punctuation" in ch12.check_encode(lower_split).message
+    plain_split = lambda text, stoi: [stoi.get(w, 1) for w in text.split()]
+    message = ch12.check_encode(plain_split).message
+    assert "lower-case" in message and "punctuation" in message
+    whole_object = lambda s, c: min((o for o in s if o["color"] != c), key=lambda o: math.dist(
+        o["center"], next(p for p in s if p["color"] == c)["center"]))
+    assert "'square' or 'circle'" in ch12.check_closest_shape(whole_object).message

@@ -178,3 +178,29 @@ def test_ch14_cross_diffusion_checker_names_mistakes():
 
     assert "alpha" in ch14.check_cross_diffusion(bare).message
     assert "returned None" in ch14.check_cross_diffusion(lambda *a: None).message  # pending
+
+
+def test_ch14_checkers_name_backward_arity_wrong_local_kernel_and_sequential_update():
+    class OneGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, lam):
+            ctx.lam = lam
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return -ctx.lam * grad_output  # forgot the None for lambda_
+
+    message = ch14.check_gradient_reversal(lambda x, lam: OneGradient.apply(x, lam)).message
+    assert "one gradient per input" in message
+
+    def other_local(P1, P2, S1, S2, alpha):
+        return ch14.cross_diffusion_step(P1, P2, S2, S1, alpha)
+
+    assert "OWN" in ch14.check_cross_diffusion(other_local).message
+
+    def sequential(P1, P2, S1, S2, alpha):
+        new1 = ch14.cross_diffusion_step(P1, P2, S1, S2, alpha)[0]
+        return new1, ch14.cross_diffusion_step(new1, P2, S1, S2, alpha)[1]
+
+    assert "old kernels" in ch14.check_cross_diffusion(sequential).message

@@ -34,6 +34,16 @@ def check_encode(fn) -> Feedback:
         if got == [i for i in want if i != vocab.unk_index]:
             return Feedback(False, f"for {text!r} you dropped a word: an unknown word must "
                                    f"become the <unk> id {vocab.unk_index}, not vanish")
+        stoi, unk = vocab.stoi, vocab.unk_index
+        if got == [stoi.get(w, unk) for w in text.lower().split()]:
+            return Feedback(False, f"for {text!r} str.split() kept the punctuation on the "
+                                   "word ('left?'), which then became <unk>: split "
+                                   "punctuation marks into their own tokens "
+                                   "(mmbook.text.tokenize)")
+        if got == [stoi.get(w, unk) for w in text.split()]:
+            return Feedback(False, f"for {text!r}: lower-case the text, and split punctuation "
+                                   "marks into their own tokens (str.split() keeps 'left?' "
+                                   "as one word)")
         if isinstance(got, list) and got.count(vocab.unk_index) > want.count(vocab.unk_index):
             return Feedback(False, f"for {text!r} a known word became <unk>: lower-case the "
                                    "text before looking words up")
@@ -85,6 +95,9 @@ def check_closest_shape(fn) -> Feedback:
                 want[k].append(v)
     if got == want["right"]:
         return Feedback(True, "right for every object of 20 scenes.")
+    if not isinstance(got[0], str) or got[0] not in ("square", "circle"):
+        return Feedback(False, f"return the shape, the string 'square' or 'circle', got "
+                               f"{got[0]!r}")
     for mistake, hint in _CLOSEST_HINTS.items():
         if got == want[mistake]:
             return Feedback(False, hint)

@@ -74,7 +74,13 @@ def check_gradient_reversal(fn) -> Feedback:
     if not out.requires_grad:
         return Feedback(False, "the output is cut from the graph (detached): no gradient "
                                "reaches x. Write a torch.autograd.Function")
-    (grad,) = torch.autograd.grad((out * w).sum(), x)
+    try:
+        (grad,) = torch.autograd.grad((out * w).sum(), x)
+    except RuntimeError as err:
+        if "number of gradients" in str(err):
+            return Feedback(False, "backward must return one gradient per input of forward: "
+                                   "(-lambda_ * grad_output, None), None for lambda_")
+        return Feedback(False, f"the backward pass raised RuntimeError: {err}")
     if torch.allclose(grad, w):
         return Feedback(False, "the gradient passes unchanged: backward must return "
                                "-lambda_ * grad_output")
@@ -124,6 +130,14 @@ def check_cross_diffusion(fn) -> Feedback:
     no_transpose = S1 @ P2 @ S1 + eye
     if torch.allclose(torch.as_tensor(got[0], dtype=P1.dtype), (no_transpose + no_transpose.T) / 2):
         return Feedback(False, "the right factor is S1 transposed: S1 @ P2 @ S1.T")
+    other_local = S2 @ P2 @ S2.T + eye
+    if torch.allclose(torch.as_tensor(got[0], dtype=P1.dtype), (other_local + other_local.T) / 2):
+        return Feedback(False, "each view diffuses the other view's kernel through its OWN "
+                               "local kernel: P1_new uses S1 @ P2 @ S1.T")
+    sequential = S2 @ want[0] @ S2.T + eye
+    if torch.allclose(torch.as_tensor(got[1], dtype=P1.dtype), (sequential + sequential.T) / 2):
+        return Feedback(False, "P2_new used the already updated P1: compute both updates "
+                               "from the old kernels P1, P2")
     first = check_close("P1_new", got[0], want[0], hint="S1 @ P2 @ S1.T + alpha I, symmetrised")
     return first if not first else check_close("P2_new", got[1], want[1],
                                                 hint="S2 @ P1 @ S2.T + alpha I, symmetrised")
