@@ -107,6 +107,14 @@ def test_check_acc7_diagnoses():
     assert not fb and "truncate" in fb.message
     fb = ch13.check_acc7(lambda p, y: np.mean(np.clip(np.round(p), -3, 3) == y))
     assert not fb and "round the target" in fb.message
+    half_up = lambda x: np.clip(np.floor(x + 0.5), -3, 3)
+    fb = ch13.check_acc7(lambda p, y: np.mean(half_up(p) == half_up(y)))
+    assert not fb and "halves up" in fb.message  # not mistaken for the missing clip
+    fb = ch13.check_acc2_nonzero(lambda p, y: 100 * sentiment_binary(p, y, "non-zero")["acc2"])
+    assert not fb and "percentage" in fb.message
+    both = lambda p, y: (y != 0) & (p != 0)
+    fb = ch13.check_acc2_nonzero(lambda p, y: np.mean((p[both(p, y)] > 0) == (y[both(p, y)] > 0)))
+    assert not fb and "also dropped" in fb.message
 
 
 def _by_speaker(speakers, frac, seed):

@@ -40,6 +40,13 @@ def check_acc2_nonzero(fn) -> Feedback:
     if np.isclose(got, want):
         return Feedback(True, f"Acc-2 (non-zero) = {want:.4f}.")
     keep_pred = pred != 0
+    if np.isclose(got, 100 * want):
+        return Feedback(False, "return a fraction in [0, 1], not a percentage")
+    both = (target != 0) & (pred != 0)
+    if np.isclose(got, np.mean((pred[both] > 0) == (target[both] > 0))):
+        return Feedback(False, "you also dropped the items whose *prediction* is 0; only a "
+                               "true score of 0 is removed, a prediction of 0 counts as "
+                               "negative")
     if np.isclose(got, sentiment_binary(pred, target, "non-negative")["acc2"]):
         return Feedback(False, "this is the non-negative convention: drop the items whose "
                                "*target* is exactly 0 first")
@@ -66,6 +73,12 @@ def check_acc7(fn) -> Feedback:
     want = sentiment_acc7(pred, target)
     if np.isclose(got, want):
         return Feedback(True, f"Acc-7 = {want:.4f}.")
+    # two small probes tell apart slips that can give the same accuracy on the case above
+    beyond, _ = call_student(fn, np.array([3.7, 0.0]), np.array([3.0, 0.0]), name="acc7")
+    half, _ = call_student(fn, np.array([2.5, 0.0]), np.array([2.0, 0.0]), name="acc7")
+    if _as_float(beyond) == 1.0 and _as_float(half) == 0.5:
+        return Feedback(False, "you rounded halves up (2.5 -> 3); the convention, np.round "
+                               "as in MOSI's evaluation code, rounds them to even (2.5 -> 2)")
     if np.isclose(got, np.mean(np.round(pred) == np.round(target))):
         return Feedback(False, "clip the rounded scores to [-3, 3]: a prediction of 3.7 "
                                "rounds to 4, which is class 3")
