@@ -77,3 +77,15 @@ def test_chance_recall_checker():
     for needle, fn in cases.items():
         fb = ch11.check_chance_recall(fn)
         assert not fb and needle in fb.message, (needle, fb.message)
+
+
+def test_checkers_name_added_directions_batch_normalisation_and_missing_complement():
+    added = lambda a, b, t: 2 * _nce(a, b, t)
+    assert "added the two directions" in ch11.check_info_nce(added).message
+
+    def dim0(z_a, z_b, tau):
+        return _nce(F.normalize(z_a, dim=0), F.normalize(z_b, dim=0), tau, norm=False)
+
+    assert "dim=0" in ch11.check_info_nce(dim0).message
+    none_relevant = lambda G, R, k: math.comb(G - R, k) / math.comb(G, k)
+    assert "NO relevant" in ch11.check_chance_recall(none_relevant).message

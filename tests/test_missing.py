@@ -281,3 +281,8 @@ def test_check_modality_dropout_diagnoses():
     assert not per_batch and "per sample" in per_batch.message
     inverted = ch10.check_modality_dropout(lambda r, p: good(r, 1 - p))
     assert not inverted and "1 - p" in inverted.message
+
+
+def test_check_renormalised_average_names_a_missing_division():
+    summed = ch10.check_renormalised_average(lambda p, r: (p * r[:, :, None]).sum(1))
+    assert not summed and "did not divide" in summed.message

@@ -64,6 +64,9 @@ def check_renormalised_average(fn) -> Feedback:
             return Feedback(False, "you divided by M = 3 for every sample: divide by the "
                                    "number of modalities each sample has, so the "
                                    "probabilities still sum to 1")
+        if torch.allclose(got, (probs * present[:, :, None]).sum(1), atol=1e-5):
+            return Feedback(False, "you summed the present modalities' probabilities but did "
+                                   "not divide: divide by present.sum(1, keepdim=True)")
         if torch.allclose(got, probs.mean(1), atol=1e-5):
             return Feedback(False, "you averaged every modality, the absent ones too: "
                                    "use present to keep only the present ones")

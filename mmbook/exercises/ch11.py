@@ -75,6 +75,7 @@ def check_info_nce(fn) -> Feedback:
     labels = torch.arange(6)
     raw = z_a @ z_b.T
     cos = F.normalize(z_a, dim=1) @ F.normalize(z_b, dim=1).T
+    cos0 = F.normalize(z_a, dim=0) @ F.normalize(z_b, dim=0).T
     mistakes = {
         "you did not L2-normalise the embeddings: use cosine similarities":
             (F.cross_entropy(raw / tau, labels) + F.cross_entropy(raw.T / tau, labels)) / 2,
@@ -82,6 +83,11 @@ def check_info_nce(fn) -> Feedback:
             (F.cross_entropy(cos * tau, labels) + F.cross_entropy(cos.T * tau, labels)) / 2,
         "you forgot the temperature": (F.cross_entropy(cos, labels)
                                        + F.cross_entropy(cos.T, labels)) / 2,
+        "you added the two directions: average them, (a->b + b->a) / 2":
+            F.cross_entropy(cos / tau, labels) + F.cross_entropy(cos.T / tau, labels),
+        "you normalised along the batch (dim=0): each embedding, each ROW, must have norm 1 "
+        "(F.normalize(z, dim=1))": (F.cross_entropy(cos0 / tau, labels)
+                                    + F.cross_entropy(cos0.T / tau, labels)) / 2,
         "only one direction: average the a->b loss (rows) and the b->a loss (columns)":
             F.cross_entropy(cos / tau, labels),
         "you summed over the batch: InfoNCE is the mean over the N pairs":
@@ -109,6 +115,9 @@ def check_chance_recall(fn) -> Feedback:
         want = chance_recall(G, R, k)
         if abs(got - want) < 1e-9:
             continue
+        if abs(got - (1 - want)) < 1e-9:
+            return Feedback(False, "that is the probability that NO relevant item is in the "
+                                   "top k: recall@k is 1 minus it")
         if abs(got - k / G) < 1e-9:
             return Feedback(False, f"k/G = {k / G:.4f} holds for ONE relevant item; with R = {R} "
                                    "any of them in the top k counts")
