@@ -65,3 +65,33 @@ def test_distillation_checker():
     assert "batchmean" in ch15.check_distillation_loss(
         lambda s, t, T: _kd(s, t, T) * s.shape[0]).message
     assert not ch15.check_distillation_loss(lambda s, t, T: torch.tensor(0.0))
+
+
+def test_checkers_name_biases_short_chunk_layer_axis_and_kl_slips():
+    D, H, T = 64, 32, 40
+    assert "bias" in ch15.check_lstm_flops(T * (2 * 4 * H * (D + H) + 2 * 4 * H)).message
+
+    def stream(lstm, x, chunk, drop_short=False, keep_layers=False):
+        state, stop = None, x.shape[1] - (x.shape[1] % chunk if drop_short else 0)
+        for s in range(0, stop, chunk):
+            _, state = lstm(x[:, s:min(s + chunk, stop)], state)
+        return state[0] if keep_layers else state[0][-1]
+
+    assert ch15.check_streaming(stream)
+    assert "shorter chunk" in ch15.check_streaming(
+        lambda lstm, x, c: stream(lstm, x, c, drop_short=True)).message
+    assert "h[-1]" in ch15.check_streaming(
+        lambda lstm, x, c: stream(lstm, x, c, keep_layers=True)).message
+
+    def kd(s, t, T, input_log=True, target_log=True, flag=True, reduction="batchmean"):
+        inp = F.log_softmax(s / T, 1) if input_log else F.softmax(s / T, 1)
+        tgt = F.log_softmax(t / T, 1) if target_log else F.softmax(t / T, 1)
+        return T ** 2 * F.kl_div(inp, tgt, log_target=flag, reduction=reduction)
+
+    assert ch15.check_distillation_loss(kd)
+    assert "batchmean" in ch15.check_distillation_loss(
+        lambda s, t, T: kd(s, t, T, reduction="mean")).message
+    assert "LOG-probabilities" in ch15.check_distillation_loss(
+        lambda s, t, T: kd(s, t, T, input_log=False, target_log=False, flag=False)).message
+    assert "log_target=True" in ch15.check_distillation_loss(
+        lambda s, t, T: kd(s, t, T, flag=False)).message

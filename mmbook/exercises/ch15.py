@@ -28,6 +28,9 @@ def check_lstm_flops(answer, input_size: int = 64, hidden_size: int = 32,
                            "[x_t; h_{t-1}], D + H inputs",
         T * 2 * H * (D + H): "one gate only: an LSTM computes four (i, f, g, o) of size H",
         2 * 4 * H * (D + H): "that is one frame: multiply by the number of frames",
+        T * (2 * 4 * H * (D + H) + 2 * 4 * H): "you counted the bias additions: count the "
+                                               "matrix products only, as FlopCounterMode "
+                                               "does (closed form T 2 4H (D + H))",
     }
     if answer == want:
         return Feedback(True, f"{answer:,} FLOPs, as FlopCounterMode counts on LSTMScratch.")
@@ -54,6 +57,7 @@ def check_streaming(fn) -> Feedback:
         want = h[-1]
         last_only = lstm(x[:, 9:])[1][0][-1]
         first_only = lstm(x[:, :3])[1][0][-1]
+        no_short_chunk = lstm(x[:, :9])[1][0][-1]
     if got is not None and torch.is_tensor(got) and got.shape == want.shape:
         if torch.allclose(got, last_only, atol=1e-5):
             return Feedback(False, "that is the encoding of the last chunk alone: pass the "
@@ -64,6 +68,12 @@ def check_streaming(fn) -> Feedback:
         if torch.allclose(got, first_only, atol=1e-5):
             return Feedback(False, "that is the first chunk's encoding: keep feeding chunks "
                                    "until the frames run out (the last chunk may be shorter)")
+        if torch.allclose(got, no_short_chunk, atol=1e-5):
+            return Feedback(False, "the last, shorter chunk was left out (10 frames in chunks "
+                                   "of 3: 3 + 3 + 3 + 1): range(0, T, chunk) reaches it")
+    if torch.is_tensor(got) and got.dim() == 3 and got.shape[1:] == want.shape:
+        return Feedback(False, f"you returned h with its layer axis, shape {tuple(got.shape)}: "
+                               "take the top layer, h[-1], shape (N, H)")
     return check_close("the streamed encoding", got, want,
                        hint="loop over chunks x[:, s:s + chunk], calling lstm(chunk, state) "
                             "and keeping the returned state")
@@ -80,6 +90,9 @@ def check_distillation_loss(fn) -> Feedback:
     want = distillation_loss(s, t, temperature=T)
     if got is not None and torch.is_tensor(got) and got.numel() == 1:
         got_f = got.detach().reshape(())
+        if torch.isnan(got_f):
+            return Feedback(False, "the loss is NaN: if the teacher's target is given as "
+                                   "log-probabilities, pass log_target=True to F.kl_div")
         kl = want / T ** 2
         reverse = F.kl_div(F.log_softmax(t / T, 1), F.log_softmax(s / T, 1), log_target=True,
                            reduction="batchmean") * T ** 2
@@ -92,7 +105,13 @@ def check_distillation_loss(fn) -> Feedback:
                 (no_t_teacher, "divide the teacher's logits by T too: both distributions "
                                "are softened"),
                 (want * s.shape[0], "average over the batch (reduction='batchmean'), "
-                                    "not the sum")):
+                                    "not the sum"),
+                (want / s.shape[1], "reduction='mean' divides by every element (N times the "
+                                    "classes): use reduction='batchmean', the mean over samples"),
+                (T ** 2 * F.kl_div(F.softmax(s / T, 1), F.softmax(t / T, 1),
+                                   reduction="batchmean"),
+                 "F.kl_div's input must be the student's LOG-probabilities (log_softmax), "
+                 "not probabilities")):
             if torch.allclose(got_f, wrong, rtol=1e-4) and not torch.allclose(wrong, want):
                 return Feedback(False, message)
     return check_close("the distillation loss", got, want,
