@@ -95,3 +95,8 @@ def test_checkers_name_biases_short_chunk_layer_axis_and_kl_slips():
         lambda s, t, T: kd(s, t, T, input_log=False, target_log=False, flag=False)).message
     assert "log_target=True" in ch15.check_distillation_loss(
         lambda s, t, T: kd(s, t, T, flag=False)).message
+
+
+def test_lstm_flops_starter_is_pending():
+    fb = ch15.check_lstm_flops(None)
+    assert fb.pending and not fb
