@@ -104,5 +104,6 @@ def check_modality_dropout(fn) -> Feedback:
                                f"1 - p?")
     if not 0.66 <= kept <= 0.76:
         return Feedback(False, f"you kept {kept:.2f} of the modalities; with p = {p}, about "
-                               f"{1 - p + p ** M:.2f} should stay")
+                               f"{1 - p + p ** M / M:.2f} should stay (1 - p, plus the p^M of "
+                               f"samples that lost all, one modality in M given back)")
     return Feedback(True, f"kept {kept:.2f} of the modalities, none of the samples empty.")
