@@ -62,3 +62,10 @@ def test_check_encode_names_str_split_and_wrong_return_type():
     whole_object = lambda s, c: min((o for o in s if o["color"] != c), key=lambda o: math.dist(
         o["center"], next(p for p in s if p["color"] == c)["center"]))
     assert "'square' or 'circle'" in ch12.check_closest_shape(whole_object).message
+
+
+def test_check_encode_accepts_a_tensor_of_ids_and_refuses_words():
+    import torch
+
+    assert ch12.check_encode(lambda text, stoi: torch.tensor(_encode(text, stoi)))
+    assert "list of integer ids" in ch12.check_encode(lambda text, stoi: text.split()).message
