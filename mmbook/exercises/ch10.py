@@ -33,8 +33,9 @@ def check_masked_concat(fn) -> Feedback:
     if isinstance(got, torch.Tensor) and got.shape == want.shape:
         if torch.isnan(got).any():
             return Feedback(False, "your output holds NaN: the absent rows of the input hold "
-                                   "NaN and 0 * NaN = NaN; select with torch.where instead of "
-                                   "multiplying by the mask")
+                                   "NaN; without a mask they pass through, and multiplying by "
+                                   "the mask keeps them (0 * NaN = NaN): select with "
+                                   "torch.where instead")
         inverse = torch.cat([torch.where(~present[:, m:m + 1], torch.nan_to_num(z), 0.0)
                              for m, z in enumerate(dirty)], dim=1)
         if torch.allclose(got, inverse):
