@@ -3,6 +3,8 @@
     python tools/run_notebooks.py book/*.ipynb [--jobs 2] [--cache DIR] [--out DIR]
 
 A notebook whose cell raises (an ``assert`` included) fails the run; its error is printed.
+Each notebook runs in a process of its own (killed if it exceeds ``--notebook-timeout``),
+so one stuck kernel cannot hang the run.
 With ``--cache`` each executed notebook is stored in that Jupyter Book (jupyter-cache)
 cache, keyed as Jupyter Book keys it (its code cells and kernel), so that the book build
 that follows renders these outputs instead of executing the notebook a second time: this
@@ -14,13 +16,19 @@ with ``MMBOOK_DEVICE=cuda`` to time every chapter on a GPU.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-def execute(path: str, out: str | None, timeout: int):
+def execute_one(path: str, out: str, timeout: int) -> dict:
+    """Execute ``path`` (in this process), write the executed notebook to ``out``."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -34,13 +42,35 @@ def execute(path: str, out: str | None, timeout: int):
         client.execute()
     except CellExecutionError as err:
         error = str(err)[-3000:]
-    except Exception as err:  # a dead kernel, a timeout
+    except Exception as err:  # a dead kernel, a cell timeout
         error = f"{type(err).__name__}: {err}"[-3000:]
     seconds = time.perf_counter() - start
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, str(Path(out) / Path(path).name))
-    return path, seconds, error, (nb if error is None else None)
+    nbformat.write(nb, out)
+    return {"seconds": seconds, "error": error}
+
+
+def run(path: str, timeout: int, notebook_timeout: int, workdir: Path) -> tuple:
+    """Execute one notebook in a child process; return (path, seconds, error, executed)."""
+    import nbformat
+
+    out = workdir / (Path(path).stem + ".executed.ipynb")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--one", path, "--write", str(out),
+                             "--timeout", str(timeout)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=notebook_timeout)
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {
+            "seconds": time.perf_counter() - start,
+            "error": f"the runner failed (exit {proc.returncode}): {stderr[-2000:]}"}
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
+        proc.communicate()
+        result = {"seconds": time.perf_counter() - start,
+                  "error": f"the notebook ran over {notebook_timeout} s and was stopped"}
+    executed = nbformat.read(out, as_version=4) if out.exists() else None
+    return path, result["seconds"], result["error"], executed
 
 
 def store_in_cache(results, cache_path: str) -> None:
@@ -67,18 +97,32 @@ def store_in_cache(results, cache_path: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("notebooks", nargs="+")
+    parser.add_argument("notebooks", nargs="*")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=None, help="folder for the executed notebooks")
     parser.add_argument("--cache", default=None, help="jupyter-cache folder to fill")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--notebook-timeout", type=int, default=1800,
+                        help="seconds per notebook")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--write", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(execute_one(args.one, args.write, args.timeout)), flush=True)
+        return 0
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(execute, args.notebooks, [args.out] * len(args.notebooks),
-                                [args.timeout] * len(args.notebooks)))
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda p: run(p, args.timeout, args.notebook_timeout,
+                                              Path(tmp)), args.notebooks))
     if args.cache is not None:
         store_in_cache(results, args.cache)
+    if args.out is not None:
+        import nbformat
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        for path, _, _, executed in results:
+            if executed is not None:
+                nbformat.write(executed, str(Path(args.out) / Path(path).name))
     failed = [r for r in results if r[2] is not None]
     for path, seconds, error, _ in results:
         print(f"{seconds:7.1f} s  {'FAILED' if error else 'ok    '}  {path}")
