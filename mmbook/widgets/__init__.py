@@ -13,6 +13,10 @@ _LAZY = {
     "attention_static": "attention",
     "KernelExplorer": "kernels",
     "kernel_static": "kernels",
+    "SliderFigure": "static",
+    "attention_slider_figure": "static",
+    "kernel_slider_figure": "static",
+    "explorer_display": "static",
 }
 __all__ = ["enable_colab_widgets", "has_ipywidgets", *_LAZY]
 

@@ -15,8 +15,15 @@ import torch
 
 from ..plot import heatmap, show_spectrogram
 from ..utils import check_positive
-from .common import (control_panel, fmt_value, grid_slider, log_grid, require_ipywidgets,
-                     set_grid_value, set_int_value)
+from .common import (
+    control_panel,
+    fmt_value,
+    grid_slider,
+    log_grid,
+    require_ipywidgets,
+    set_grid_value,
+    set_int_value,
+)
 
 __all__ = ["AttentionExplorer", "attention_static", "explain_example", "TEMPERATURE_GRID"]
 

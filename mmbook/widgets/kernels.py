@@ -14,8 +14,15 @@ import numpy as np
 from ..kernels import KERNELS, kernel_alignment, label_kernel, pairwise_kernel
 from ..plot import heatmap
 from ..utils import check_choice, check_positive, check_positive_int
-from .common import (control_panel, fmt_value, grid_slider, log_grid, require_ipywidgets,
-                     set_grid_value, set_int_value)
+from .common import (
+    control_panel,
+    fmt_value,
+    grid_slider,
+    log_grid,
+    require_ipywidgets,
+    set_grid_value,
+    set_int_value,
+)
 
 __all__ = ["KernelExplorer", "kernel_static", "sorted_kernel", "GAMMA_GRID"]
 
