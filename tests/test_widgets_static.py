@@ -27,6 +27,7 @@ def test_slider_figure_order_and_pool():
     fig = SliderFigure([("a", [1, 2, 3]), ("b", [0, 5])], render, initial={"a": 2, "b": 5})
     assert calls == [(a, b) for a in (1, 2, 3) for b in (0, 5)]  # row-major
     assert fig.shape == (3, 2) and fig.initial_index == fig.index(a=2, b=5) == 3
+    assert fig.current() == {"a": 2, "b": 5}
     spec = json.loads(fig.frames_json())
     k = fig.index(a=3, b=0)
     assert spec["pool"][spec["frames"][k]["data"][0]]["y"] == [30]

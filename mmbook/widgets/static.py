@@ -113,6 +113,10 @@ class SliderFigure:
                        for combo in itertools.product(*self.values)]
         self.initial_index = int(np.ravel_multi_index(self.active, self.shape))
 
+    def current(self) -> dict:
+        """The slider values shown first, ``{name: value}``."""
+        return {n: self.values[i][a] for i, (n, a) in enumerate(zip(self.names, self.active))}
+
     def index(self, **params) -> int:
         """The frame index of a combination of slider values."""
         pos = [self.values[i].index(params[n]) for i, n in enumerate(self.names)]
