@@ -127,14 +127,20 @@ class SliderFigure:
         import plotly.graph_objects as go
 
         traces, title = self.frames[self.initial_index]
+        # room for the sliders below the plot: 85 px each, whatever the plot's height
+        margin = {"t": 60, "l": 60, "r": 20, **self.layout.get("margin", {})}
+        margin["b"] = 50 + 85 * len(self.names)
+        height = max(self.layout.get("height", 450), margin["t"] + margin["b"] + 300)
+        plot_height = height - margin["t"] - margin["b"]
         sliders = []
         for i, name in enumerate(self.names):
             steps = [{"method": "skip", "label": lab, "args": []} for lab in self.labels[i]]
             sliders.append({"name": name, "active": self.active[i], "steps": steps,
                             "currentvalue": {"prefix": f"{name}: "}, "len": 1.0,
-                            "y": -0.12 - 0.22 * i, "yanchor": "top",
-                            "pad": {"t": 10, "b": 4}})
-        layout = {**self.layout, "title": {"text": title}, "sliders": sliders}
+                            "y": -(45 + 85 * i) / plot_height, "yanchor": "top",
+                            "pad": {"t": 10, "b": 4}, "font": {"size": 11}})
+        layout = {**self.layout, "height": height, "margin": margin, "sliders": sliders,
+                  "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}}}
         return go.Figure(data=[dict(t) for t in traces], layout=layout)
 
     def frames_json(self) -> str:
@@ -157,7 +163,7 @@ class SliderFigure:
         """The figure as an HTML fragment; plotly.js must already be on the page."""
         fig = self.figure()
         body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                           config={"responsive": True, "displaylogo": False})
+                           config={"responsive": True, "displayModeBar": False})
         data = self.frames_json().replace("</", "<\\/")
         store = (f'<script type="application/json" id="{html.escape(div_id)}-frames">'
                  f"{data}</script>")
@@ -224,8 +230,9 @@ def attention_slider_figure(model, dataset, indices: Sequence[int], temperatures
         probs = info["probs"].numpy()
         pred = int(np.argmax(probs))
         traces = [
-            {"type": "heatmap", "z": _rounded(w), "zmin": 0, "colorscale": "Viridis",
-             "colorbar": {"x": 0.6, "len": 0.9}, "xaxis": "x", "yaxis": "y",
+            {"type": "heatmap", "z": _rounded(w), "zmin": 0, "zmax": round(float(w.max()), 3),
+             "colorscale": "Viridis", "xaxis": "x", "yaxis": "y",
+             "colorbar": {"x": 0.52, "len": 0.9, "thickness": 12, "title": {"text": "alpha"}},
              "hovertemplate": "s=%{x}, t=%{y}: %{z}<extra></extra>"},
             {"type": "bar", "x": list(range(len(probs))), "y": _rounded(probs),
              "marker": {"color": ["green" if c == info["label"] else "gray"
@@ -237,9 +244,9 @@ def attention_slider_figure(model, dataset, indices: Sequence[int], temperatures
         return traces, title
 
     layout = {"height": 480, "margin": {"t": 60, "b": 170, "l": 60, "r": 20},
-              "xaxis": {"domain": [0, 0.56], "title": {"text": f"{names[n]} step s"}},
+              "xaxis": {"domain": [0, 0.5], "title": {"text": f"{names[n]} step s"}},
               "yaxis": {"title": {"text": f"{names[m]} step t"}, "autorange": "reversed"},
-              "xaxis2": {"domain": [0.72, 1], "title": {"text": "class"}, "dtick": 1},
+              "xaxis2": {"domain": [0.76, 1], "title": {"text": "class"}, "dtick": 1},
               "yaxis2": {"anchor": "x2", "range": [0, 1],
                          "title": {"text": "probability"}},
               "showlegend": False, "font": {"size": 12}}
