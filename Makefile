@@ -25,7 +25,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@touch $(STAMP)
 
 # The ipywidgets JavaScript (html-manager + require.js), brought by npm, never committed.
-vendor: _build/vendor/embed-amd.js
+vendor: _build/vendor/embed-amd.js _build/vendor-js/plotly.min.js
+# plotly.js for the kernel-free explorers: the copy bundled in the installed plotly package
+# (served from the book's root, see html_extra_path in _config.yml)
+_build/vendor-js/plotly.min.js: $(STAMP)
+	@mkdir -p _build/vendor-js
+	cp "$$($(BIN)/python -c 'import plotly, pathlib; print(pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js")')" $@
 _build/vendor/embed-amd.js:
 	@mkdir -p _build/npm _build/vendor
 	cd _build/npm && npm install --silent --no-audit --no-fund --prefix . \

@@ -1,7 +1,19 @@
-"""Interactive explorers (ipywidgets, imported lazily) with static matplotlib fallbacks.
+"""Interactive explorers (ipywidgets, imported lazily), their kernel-free versions and
+static matplotlib figures.
 
-Every explorer has a ``static`` counterpart that draws the same picture for fixed
-parameters, so the HTML book shows something meaningful without a kernel.
+Every explorer exists three ways: the live widget (``AttentionExplorer``,
+``KernelExplorer``) for Jupyter and Colab; a kernel-free Plotly figure whose frames are
+precomputed on a grid of slider values (``attention_slider_figure``,
+``kernel_slider_figure``, :mod:`mmbook.widgets.static`) for the HTML book; and a static
+matplotlib figure for fixed parameters (``attention_static``, ``kernel_static``).
+``explorer_display(explorer, static, div_id)`` shows the first two as one output, so a
+page renders each explorer once.
+
+Rule for requested values (both explorers): a value the model accepts but a control does
+not offer widens the control (a slider's maximum grows, a log-grid slider gains the value
+as an option, labelled exactly as the figure's title prints it); a value outside the
+model's domain is refused with a ValueError naming the allowed range. The drawn
+parameters therefore always equal what the controls show.
 """
 
 import importlib
@@ -13,6 +25,10 @@ _LAZY = {
     "attention_static": "attention",
     "KernelExplorer": "kernels",
     "kernel_static": "kernels",
+    "SliderFigure": "static",
+    "attention_slider_figure": "static",
+    "kernel_slider_figure": "static",
+    "explorer_display": "static",
 }
 __all__ = ["enable_colab_widgets", "has_ipywidgets", *_LAZY]
 

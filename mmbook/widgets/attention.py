@@ -9,16 +9,26 @@ fallback); :class:`AttentionExplorer` wraps the same drawing in ipywidgets contr
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from ..plot import heatmap, show_spectrogram
-from .common import control_panel, require_ipywidgets
+from ..utils import check_positive
+from .common import (
+    control_panel,
+    fmt_value,
+    grid_slider,
+    log_grid,
+    require_ipywidgets,
+    set_grid_value,
+    set_int_value,
+)
 
-__all__ = ["AttentionExplorer", "attention_static", "explain_example"]
+__all__ = ["AttentionExplorer", "attention_static", "explain_example", "TEMPERATURE_GRID"]
+
+TEMPERATURE_GRID = log_grid(0.1, 10.0, per_decade=10)
+"""The temperature slider's values: 10 per decade from 0.1 to 10, each equal to its label."""
 
 
 def _example_inputs(dataset, index: int, device):
@@ -51,7 +61,7 @@ def explain_example(model, dataset, index: int = 0, temperature: float = 1.0) ->
     model.eval()
     logits, attention = model(*inputs, return_attention=True, temperature=temperature)
     model.train(was_training)
-    return {"probs": torch.softmax(logits[0], -1).cpu(), "label": label,
+    return {"probs": torch.softmax(logits[0], -1).cpu(), "label": label, "index": index,
             "attention": attention, "raw": [r.cpu() for r in _raw_modalities(inputs)]}
 
 
@@ -88,7 +98,7 @@ def _draw(fig, info: dict, model, pair, head: int, temperature: float):
                   length=length if length < total else None)
     ax = fig.add_subplot(gs[1, 0])
     heatmap(w[:lm], ax, xlabel=f"{names[n]} step s", ylabel=f"{names[m]} step t",
-            title=f"alpha[t, s], head {head}, T={temperature:.2g}", vmin=0)
+            title=f"alpha[t, s], head {head}, T={fmt_value(temperature)}", vmin=0)
     ax = fig.add_subplot(gs[1, 1])
     beta = att["modality"][m][0, :lm]  # (T_m, M)
     for k in range(beta.shape[-1]):
@@ -104,6 +114,8 @@ def _draw(fig, info: dict, model, pair, head: int, temperature: float):
     ax.set(ylim=(0, 1), xticks=range(len(probs)), xlabel="class", ylabel="probability",
            title=f"label {info['label']}, predicted {int(np.argmax(probs))}")
     fig.tight_layout()
+    fig.mmbook_params = {"index": info["index"], "pair": tuple(pair), "head": head,
+                         "temperature": temperature}
     return fig
 
 
@@ -146,9 +158,17 @@ class AttentionExplorer:
         index, pair, head, temperature: the starting parameters.
         max_index: the largest example index offered (default ``len(dataset) - 1``).
 
+    The controls always show the drawn parameters. A value the model accepts but a
+    control does not offer widens the control: ``temperature=0.02`` (or 100) becomes one
+    more option of the temperature slider (whose values are :data:`TEMPERATURE_GRID`,
+    labelled as the figure's title prints them), an ``index`` above ``max_index`` but
+    inside the dataset raises the example slider's maximum. A value outside the model's
+    domain (temperature <= 0, an index outside the dataset, a head or direction the model
+    lacks) raises a ValueError naming the allowed range.
+
     Attributes:
         params: the current parameters.
-        figure: the last figure drawn.
+        figure: the last figure drawn (``figure.mmbook_params``: its parameters).
         info: what the model returned for the current example (see
             :func:`explain_example`).
     """
@@ -159,8 +179,10 @@ class AttentionExplorer:
                  temperature: float = 1.0, max_index: int | None = None, figsize=(11, 6)):
         self.model, self.dataset, self.figsize = model, dataset, figsize
         self.max_index = len(dataset) - 1 if max_index is None else int(max_index)
-        self.params = {"index": index, "pair": tuple(pair), "head": head,
-                       "temperature": temperature}
+        self.max_index = max(self.max_index, int(index))
+        self.params = {}
+        self.params = self._validated({"index": index, "pair": tuple(pair), "head": head,
+                                       "temperature": temperature})
         self.figure, self.info = None, None
         self._syncing = False
         self._build_widgets()
@@ -179,8 +201,8 @@ class AttentionExplorer:
             "head": w.IntSlider(value=self.params["head"], min=0,
                                 max=max(self.model.num_heads - 1, 0), description="head",
                                 disabled=self.model.num_heads == 1),
-            "temperature": w.FloatLogSlider(value=self.params["temperature"], base=10, min=-1,
-                                            max=1, step=0.05, description="temperature"),
+            "temperature": grid_slider(TEMPERATURE_GRID, self.params["temperature"],
+                                       "temperature"),
         }
         self.output, self.widget = control_panel(
             self.controls, [("index", "pair"), ("head", "temperature")], self._on_change)
@@ -203,11 +225,11 @@ class AttentionExplorer:
             raise ValueError(f"unknown parameter(s) {sorted(unknown)}; expected {self._NAMES}")
         new = {**self.params, **params}
         new["pair"] = _check_params(self.model, new["pair"], int(new["head"]))
-        if not 0 <= int(new["index"]) <= self.max_index:
-            raise ValueError(f"index must be in [0, {self.max_index}], got {new['index']}")
-        temperature = float(new["temperature"])
-        if not (temperature > 0 and math.isfinite(temperature)):
-            raise ValueError(f"temperature must be > 0, got {new['temperature']!r}")
+        last = len(self.dataset) - 1
+        if not 0 <= int(new["index"]) <= last:
+            raise ValueError(f"index must be in [0, {last}] (the dataset), got {new['index']}")
+        temperature = check_positive(new["temperature"],
+                                     "temperature (allowed: any finite temperature > 0)")
         return {"index": int(new["index"]), "pair": new["pair"], "head": int(new["head"]),
                 "temperature": temperature}
 
@@ -237,7 +259,12 @@ class AttentionExplorer:
         self._syncing = True
         try:
             for name, control in self.controls.items():
-                if control.value != self.params[name]:
+                if name == "temperature":
+                    set_grid_value(control, self.params[name])
+                elif name == "index":
+                    set_int_value(control, self.params[name])
+                    self.max_index = control.max
+                elif control.value != self.params[name]:
                     control.value = self.params[name]
         finally:
             self._syncing = False

@@ -13,9 +13,18 @@ import numpy as np
 
 from ..kernels import KERNELS, kernel_alignment, label_kernel, pairwise_kernel
 from ..plot import heatmap
-from .common import control_panel, require_ipywidgets
+from ..utils import check_choice, check_positive, check_positive_int
+from .common import (
+    control_panel,
+    fmt_value,
+    grid_slider,
+    log_grid,
+    require_ipywidgets,
+    set_grid_value,
+    set_int_value,
+)
 
-__all__ = ["KernelExplorer", "kernel_static", "sorted_kernel"]
+__all__ = ["KernelExplorer", "kernel_static", "sorted_kernel", "GAMMA_GRID"]
 
 
 def sorted_kernel(X, y, kernel: str = "rbf", gamma=None, degree: int = 3) -> tuple:
@@ -34,8 +43,8 @@ def sorted_kernel(X, y, kernel: str = "rbf", gamma=None, degree: int = 3) -> tup
 
 def _draw(ax, X, y, kernel: str, gamma, degree: int, name: str = "") -> float:
     K, ys, rho = sorted_kernel(X, y, kernel, gamma, degree)
-    g = 1.0 / X.shape[1] if gamma is None else gamma
-    par = {"linear": "", "rbf": f", gamma={g:.3g}", "poly": f", gamma={g:.3g}, d={degree}"}
+    g = fmt_value(1.0 / X.shape[1] if gamma is None else gamma)
+    par = {"linear": "", "rbf": f", gamma={g}", "poly": f", gamma={g}, d={degree}"}
     heatmap(K, ax, title=f"{name} {kernel}{par[kernel]}\nalignment with labels {rho:.3f}",
             xlabel="sample (sorted by class)", ylabel="sample (sorted by class)")
     edges = np.flatnonzero(np.diff(ys)) + 0.5
@@ -66,6 +75,12 @@ def kernel_static(X, y, kernel: str = "rbf", gammas=(None,), degree: int = 3, na
     return fig
 
 
+GAMMA_GRID = log_grid(1e-4, 10.0, per_decade=10)
+"""The gamma slider's values: 10 per decade from 1e-4 to 10, each equal to its label."""
+DEGREE_RANGE = (1, 6)
+"""The degree slider's range (widened when a larger degree is asked for)."""
+
+
 class KernelExplorer:
     """Sliders for gamma and degree, dropdowns for kernel and view; redraws the kernel matrix.
 
@@ -76,6 +91,18 @@ class KernelExplorer:
 
     ``update(**params)`` changes any of ``view``, ``kernel``, ``gamma``, ``degree`` and
     redraws; it works headless (tests) and returns the label alignment.
+
+    The controls always show the drawn parameters. A value the model accepts but a
+    slider does not offer widens the slider: ``degree=8`` raises the degree slider's
+    maximum to 8, and a gamma off :data:`GAMMA_GRID` (``1/D``, ``100``) becomes one more
+    option of the gamma slider, labelled as the figure's title prints it
+    (:func:`~mmbook.widgets.common.fmt_value`). A value outside the kernel's domain
+    (gamma <= 0, degree < 1, an unknown view or kernel) raises a ValueError naming the
+    allowed values.
+
+    Attributes:
+        params: the drawn parameters; figure: the last figure (``figure.mmbook_params``
+            holds the parameters it was drawn with); alignment: its label alignment.
     """
 
     _NAMES = ("view", "kernel", "gamma", "degree")
@@ -88,9 +115,11 @@ class KernelExplorer:
             raise ValueError(f"views must be a non-empty dict of arrays with {self.y.shape[0]} "
                              f"rows (as y), got row counts {sorted(rows)}")
         view = view or next(iter(self.views))
+        check_choice(view, list(self.views), "view")
         gamma = 1.0 / self.views[view].shape[1] if gamma is None else gamma
         self.params = self._validated({"view": view, "kernel": kernel, "gamma": gamma,
                                        "degree": degree}, check_all=True)
+        self.figure, self._syncing = None, False
         self._build_widgets()
         self.alignment = self.update()
 
@@ -99,14 +128,11 @@ class KernelExplorer:
         if unknown:
             raise ValueError(f"unknown parameters {sorted(unknown)}; use {list(self._NAMES)}")
         p = dict(params) if check_all else {**self.params, **params}
-        if p["view"] not in self.views:
-            raise ValueError(f"view must be one of {list(self.views)}, got {p['view']!r}")
-        if p["kernel"] not in KERNELS:
-            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {p['kernel']!r}")
-        if not p["gamma"] > 0 or int(p["degree"]) < 1:
-            raise ValueError(f"gamma must be > 0 and degree >= 1, got {p['gamma']!r}, "
-                             f"{p['degree']!r}")
-        return p
+        check_choice(p["view"], list(self.views), "view")
+        check_choice(p["kernel"], list(KERNELS), "kernel")
+        return {"view": p["view"], "kernel": p["kernel"],
+                "gamma": check_positive(p["gamma"], "gamma (allowed: any finite gamma > 0)"),
+                "degree": check_positive_int(p["degree"], "degree (allowed: 1, 2, 3, ...)")}
 
     def _build_widgets(self) -> None:
         w = require_ipywidgets()
@@ -114,18 +140,30 @@ class KernelExplorer:
         self.controls = {
             "view": w.Dropdown(options=list(self.views), value=p["view"], description="view"),
             "kernel": w.Dropdown(options=list(KERNELS), value=p["kernel"], description="kernel"),
-            "gamma": w.FloatLogSlider(value=p["gamma"], base=10, min=-4, max=1, step=0.1,
-                                      description="gamma"),
-            "degree": w.IntSlider(value=p["degree"], min=1, max=6, description="degree"),
+            "gamma": grid_slider(GAMMA_GRID, p["gamma"], "gamma"),
+            "degree": w.IntSlider(value=p["degree"], min=DEGREE_RANGE[0],
+                                  max=max(DEGREE_RANGE[1], p["degree"]), description="degree"),
         }
         self.output, self.widget = control_panel(
             self.controls, [("view", "kernel"), ("gamma", "degree")], self._on_change)
 
     def _on_change(self, name: str):
         def callback(change) -> None:
-            if self.params[name] != change["new"]:
+            if not self._syncing and self.params[name] != change["new"]:
                 self.update(**{name: change["new"]})
         return callback
+
+    def _sync_controls(self) -> None:
+        self._syncing = True
+        try:
+            c, p = self.controls, self.params
+            for name in ("view", "kernel"):
+                if c[name].value != p[name]:
+                    c[name].value = p[name]
+            set_grid_value(c["gamma"], p["gamma"])
+            set_int_value(c["degree"], p["degree"])
+        finally:
+            self._syncing = False
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -135,15 +173,20 @@ class KernelExplorer:
     def update(self, **params) -> float:
         """Change any of view, kernel, gamma, degree; redraw; return the label alignment."""
         self.params = self._validated(params)
-        for name, c in self.controls.items():
-            if c.value != self.params[name]:
-                c.value = self.params[name]
+        self._sync_controls()
         p = self.params
+        if self.figure is not None:
+            plt.close(self.figure)
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+        self.alignment = _draw(ax, self.views[p["view"]], self.y, p["kernel"], p["gamma"],
+                               p["degree"], p["view"])
+        fig.mmbook_params = dict(p)
+        fig.tight_layout()
+        plt.close(fig)  # shown through the Output widget only, never by the inline backend
+        self.figure = fig
         self.output.clear_output(wait=True)
         with self.output:
-            fig, ax = plt.subplots(figsize=(4.2, 3.6))
-            self.alignment = _draw(ax, self.views[p["view"]], self.y, p["kernel"], p["gamma"],
-                                   int(p["degree"]), p["view"])
-            plt.show()
-        plt.close(fig)
+            from IPython.display import display
+
+            display(fig)
         return self.alignment

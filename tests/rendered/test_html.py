@@ -17,6 +17,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 from mathwidth import read_measurements, too_wide, with_measurement
@@ -24,7 +25,7 @@ from mathwidth import read_measurements, too_wide, with_measurement
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
-MD_PAGES = ["intro", "glossary", "bibliography", "errata"]
+MD_PAGES = ["intro", "glossary", "bibliography", "errata", "teacher_guide"]
 PAGES = [p.stem for p in NOTEBOOKS] + MD_PAGES
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -175,3 +176,120 @@ def test_no_formula_wider_than_its_column(nb):
     assert not wide, (f"{nb.stem}: {len(wide)} formula(s) wider than the column: "
                       + "; ".join(f"{r['width']:.0f} px > {r['column']:.0f} px: {r['tex']!r}"
                                   for r in wide[:5]))
+
+
+# -- the kernel-free explorers (mmbook.widgets.static): move each slider in Chromium
+KERNEL_FREE = {"07_attention": "attention-explorer", "09_kernels": "kernel-explorer"}
+
+_ERRORS_JS = """<script>window.__mmbookErrors = [];
+window.addEventListener("error", function (e) { window.__mmbookErrors.push(String(e.message)); });
+</script>"""
+
+# For every slider in turn: click (mousedown + mouseup, as a reader does) on a step other
+# than the active one, wait, and record what the figure shows. Results go to <pre>.
+_MOVE_JS = """<script>
+(function () {
+  var gd, results = [], order = [];
+  function snap() {
+    var title = gd.querySelector(".gtitle");
+    var images = [].map.call(gd.querySelectorAll(".hm image"), function (i) {
+      return i.getAttribute("href") || i.getAttribute("xlink:href"); });
+    return {frame: Number(gd.getAttribute("data-mmbook-frame")),
+            title: title ? title.textContent : null, images: images,
+            data: gd.data.map(function (t) { return t.z || t.y; }),
+            active: gd.layout.sliders.map(function (s) { return s.active || 0; })};
+  }
+  function group(name) {
+    var groups = gd.querySelectorAll(".slider-group");
+    for (var i = 0; i < groups.length; i++) {
+      var cv = groups[i].querySelector(":scope > text");  // "name: value" above the rail
+      if (cv && cv.textContent.indexOf(name + ":") === 0) { return groups[i]; }
+    }
+    return null;
+  }
+  function click(name, step) {
+    var g = group(name), rail = g.querySelector(".slider-rail-touch-rect");
+    var tick = g.querySelectorAll(".slider-tick-rect")[step].getBoundingClientRect();
+    var r = rail.getBoundingClientRect();
+    var opts = {bubbles: true, cancelable: true, view: window, button: 0,
+                clientX: tick.left + tick.width / 2, clientY: r.top + r.height / 2};
+    rail.dispatchEvent(new MouseEvent("mousedown", opts));
+    gd.dispatchEvent(new MouseEvent("mouseup", opts));
+  }
+  function finish(extra) {
+    var pre = document.createElement("pre");
+    pre.id = "mmbook-check";
+    pre.textContent = JSON.stringify(Object.assign({moves: results,
+      errors: window.__mmbookErrors || []}, extra || {}));
+    document.body.appendChild(pre);
+  }
+  function next() {
+    if (!order.length) { return finish(); }
+    var name = order.shift(), before = snap(), i = gd.layout.sliders.map(
+      function (s) { return s.name; }).indexOf(name);
+    var n = gd.layout.sliders[i].steps.length, a = before.active[i];
+    var step = a === n - 1 ? 0 : n - 1;
+    try { click(name, step); } catch (e) { return finish({error: String(e)}); }
+    setTimeout(function () {
+      results.push({slider: name, step: step, before: before, after: snap()});
+      next();
+    }, 500);
+  }
+  function start() {
+    gd = document.getElementById(%(div)s);
+    if (!gd || !gd._fullLayout || !gd.getAttribute("data-mmbook-frame")) {
+      return setTimeout(start, 100);
+    }
+    order = gd.layout.sliders.map(function (s) { return s.name; });
+    next();
+  }
+  window.addEventListener("load", function () { setTimeout(start, 200); });
+})();
+</script>"""
+
+
+@pytest.mark.parametrize("page", sorted(KERNEL_FREE))
+def test_kernel_free_explorer_moves(page):
+    """Moving each slider of a kernel-free explorer redraws the precomputed frame."""
+    div = KERNEL_FREE[page]
+    src = HTML / "book" / f"{page}.html"
+    if not src.exists():
+        pytest.fail(f"no built page {src}: run `make book` first")
+    raw = src.read_text()
+    assert raw.count(f'id="{div}"') == 1, f"{page}: the explorer {div} is not on the page once"
+    assert "cdn.plot.ly" not in raw and "plotly.min.js" in raw, f"{page}: plotly.js not vendored"
+    assert (HTML / "plotly.min.js").exists(), "plotly.min.js missing from the build's root"
+    cell = BeautifulSoup(raw, "html.parser").find(id=div).find_parent(class_="cell")
+    assert not cell.find_all("script", type=WIDGET_MIME) and not cell.select(".cell_output img"), (
+        f"{page}: the explorer's cell renders the live widget or a picture beside the figure")
+    probe = src.with_name(f"_probe_{page}.html")
+    probe.write_text(raw.replace("<head>", "<head>" + _ERRORS_JS, 1)
+                     .replace("</body>", _MOVE_JS % {"div": json.dumps(div)} + "</body>", 1))
+    try:
+        soup = BeautifulSoup(_run_chromium(["--window-size=1280,2000",
+                                            "--virtual-time-budget=60000", "--dump-dom",
+                                            probe.as_uri()]), "html.parser")
+    finally:
+        probe.unlink(missing_ok=True)
+    spec = json.loads(soup.find("script", id=f"{div}-frames").string)
+    pre = soup.find("pre", id="mmbook-check")
+    assert pre is not None, f"{page}: the slider probe never ran (plotly.js not loaded?)"
+    check = json.loads(pre.string)
+    # sphinx-thebe declares THEBE_JS_URL twice on every page (not ours, harmless)
+    errors = [e for e in check["errors"] if "THEBE_JS_URL" not in e]
+    assert not check.get("error") and not errors, (page, check.get("error"), errors)
+    moves = check["moves"]
+    assert [m["slider"] for m in moves] == spec["names"]
+    for move in moves:
+        before, after, i = move["before"], move["after"], spec["names"].index(move["slider"])
+        expected_active = list(before["active"])
+        expected_active[i] = move["step"]
+        expected = int(np.ravel_multi_index(expected_active, spec["shape"]))
+        assert after["active"] == expected_active, (page, move["slider"], after["active"])
+        assert after["frame"] == expected != before["frame"], (page, move["slider"])
+        frame = spec["frames"][expected]
+        shown = [spec["pool"][k].get("z", spec["pool"][k].get("y")) for k in frame["data"]]
+        assert after["data"] == shown, f"{page}: {move['slider']}: not the precomputed values"
+        assert after["title"] == frame["title"] != before["title"], (page, after["title"])
+        assert after["images"] and after["images"] != before["images"], (
+            f"{page}: moving {move['slider']} did not change the picture")
