@@ -24,7 +24,7 @@ from .utils import (  # lengths_to_mask is re-exported: one definition, in utils
     lengths_to_mask,
 )
 
-__all__ = ["ImageEncoder", "AudioEncoder", "MLPEncoder", "lengths_to_mask"]
+__all__ = ["ImageEncoder", "AudioEncoder", "MLPEncoder", "mlp_head", "lengths_to_mask"]
 
 
 class ImageEncoder(nn.Module):
@@ -186,3 +186,21 @@ class MLPEncoder(nn.Module):
             raise ValueError(f"x must have shape (N, ..., {self.in_features}), got "
                              f"{tuple(getattr(x, 'shape', ()))}")
         return self.net(x)
+
+
+def mlp_head(in_features: int, hidden_features: int, out_features: int) -> nn.Sequential:
+    """Linear -> ReLU -> Linear, with no activation on the output (a head or a decoder).
+
+    Unlike :class:`MLPEncoder`, whose output passes through a ReLU, the output here is
+    unconstrained: logits, regression targets or reconstructed features.
+
+    Shape:
+        - input: :math:`(N, *, \\text{in\\_features})`
+        - output: :math:`(N, *, \\text{out\\_features})`
+
+    Examples:
+        >>> mlp_head(4, 8, 3)(torch.zeros(2, 4)).shape
+        torch.Size([2, 3])
+    """
+    return nn.Sequential(nn.Linear(in_features, hidden_features), nn.ReLU(),
+                         nn.Linear(hidden_features, out_features))

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..encoders import mlp_head
 from ..fusion import WeightedSumFusion
 from ..missing import ModalityDropout
 from ..utils import (
@@ -30,9 +31,6 @@ from ..utils import (
 
 __all__ = ["CrossModalAutoencoder", "fit_cross_modal_autoencoder"]
 
-
-def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
 
 
 class CrossModalAutoencoder(nn.Module):
@@ -93,9 +91,9 @@ class CrossModalAutoencoder(nn.Module):
         if names is not None and (len(names) != M or len(set(names)) != M):
             raise ValueError(f"names must hold {M} distinct names, got {names!r}")
         self.names = tuple(names) if names is not None else None
-        self.encoders = nn.ModuleList(_mlp(d, hidden_features, latent_dim)
+        self.encoders = nn.ModuleList(mlp_head(d, hidden_features, latent_dim)
                                       for d in self.in_features)
-        self.decoders = nn.ModuleList(_mlp(latent_dim, hidden_features, d)
+        self.decoders = nn.ModuleList(mlp_head(latent_dim, hidden_features, d)
                                       for d in self.in_features)
         self.fusion = WeightedSumFusion([latent_dim] * M, latent_dim, project=False)
 

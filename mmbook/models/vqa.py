@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..attention import CoAttention
+from ..encoders import mlp_head
 from ..fusion import ConcatFusion, MultimodalModel
 from ..text import LSTMTextEncoder
 from ..utils import check_positive_int, check_shape
@@ -37,9 +38,6 @@ __all__ = [
     "FiLMVQA", "CoAttentionVQA", "RelationNetworkVQA",
 ]
 
-
-def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
 
 
 def grid_coordinates(grid_size: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -146,7 +144,7 @@ class QuestionOnlyVQA(nn.Module):
                  hidden_size: int = 64):
         super().__init__()
         self.question = LSTMTextEncoder(vocab_size, embed_dim, hidden_size)
-        self.head = _mlp(hidden_size, hidden_size, num_answers)
+        self.head = mlp_head(hidden_size, hidden_size, num_answers)
 
     def forward(self, features, ids, lengths) -> torch.Tensor:
         return self.head(encode_questions(self.question, ids, lengths))
@@ -165,7 +163,7 @@ class ImageOnlyVQA(nn.Module):
                  hidden_size: int = 64):
         super().__init__()
         self.image = GridEncoder(in_channels, grid_size, hidden_size)
-        self.head = _mlp(hidden_size, hidden_size, num_answers)
+        self.head = mlp_head(hidden_size, hidden_size, num_answers)
 
     def forward(self, features, ids, lengths) -> torch.Tensor:
         return self.head(self.image(features))
@@ -189,7 +187,7 @@ class ConcatVQA(MultimodalModel):
         image = GridEncoder(in_channels, grid_size, hidden_size)
         question = DistinctQuestions(LSTMTextEncoder(vocab_size, embed_dim, hidden_size))
         super().__init__([image, question], ConcatFusion((hidden_size, hidden_size)),
-                         _mlp(2 * hidden_size, 2 * hidden_size, num_answers), arity=(1, 2))
+                         mlp_head(2 * hidden_size, 2 * hidden_size, num_answers), arity=(1, 2))
 
 
 class FiLMVQA(nn.Module):
@@ -234,7 +232,7 @@ class FiLMVQA(nn.Module):
         self.norm = nn.ModuleList(nn.BatchNorm2d(channels, affine=False)
                                   for _ in range(num_blocks))
         self.out = nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.ReLU())
-        self.head = _mlp(2 * channels, hidden_size, num_answers)
+        self.head = mlp_head(2 * channels, hidden_size, num_answers)
 
     def film_parameters(self, ids, lengths) -> torch.Tensor:
         """:math:`(\\gamma, \\beta)` of every block: (N, K, 2, D)."""
@@ -280,7 +278,7 @@ class CoAttentionVQA(nn.Module):
         self.register_buffer("coords", grid_coordinates(grid_size))
         self.regions = nn.Sequential(nn.Linear(in_channels + 2, region_features), nn.ReLU())
         self.coattention = CoAttention(hidden_size, region_features)
-        self.head = _mlp(2 * hidden_size + region_features, 2 * hidden_size, num_answers)
+        self.head = mlp_head(2 * hidden_size + region_features, 2 * hidden_size, num_answers)
         self.last_weights = None
 
     def forward(self, features, ids, lengths) -> torch.Tensor:
@@ -330,7 +328,7 @@ class RelationNetworkVQA(nn.Module):
         d_o = object_features + 2
         self.g1 = nn.Linear(2 * d_o + hidden_size, hidden_size)  # on [o_i; o_j; q]
         self.g2 = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
-        self.f = _mlp(hidden_size, hidden_size, num_answers)
+        self.f = mlp_head(hidden_size, hidden_size, num_answers)
 
     def object_vectors(self, features) -> torch.Tensor:
         """:math:`o_i`: (N, K, object_features + 2)."""
