@@ -1,0 +1,252 @@
+"""The one notebook executor: every notebook the project runs goes through here.
+
+``make notebooks``, ``make book``, ``make seeds``, ``make gpu-check`` and the grader
+(:mod:`mmbook.grade`) all execute notebooks with :func:`run_notebook`:
+
+* each notebook runs in a **child process of its own session** (``start_new_session``),
+  which starts the kernel, so the whole process group (runner, kernel and anything the
+  notebook started) is killed when it runs past ``notebook_timeout`` or when the run ends;
+* a cell that runs past ``cell_timeout`` fails the notebook (or, with
+  ``allow_errors=True``, is interrupted and the notebook goes on);
+* a run that stalls past ``notebook_timeout`` is killed and tried once more (rarely, an
+  ipykernel 7 kernel and its nbclient client both sit idle, each waiting for the other;
+  nbclient's cell timeout does not fire then);
+* ``env`` adds environment variables for the kernel (``MMBOOK_SEED`` for the seed runs,
+  ``MMBOOK_DEVICE`` for the GPU check); ``command_prefix`` wraps the child (the grader's
+  sandbox).
+
+:func:`store_in_cache` stores executed notebooks where Jupyter Book's
+``execute_notebooks: cache`` finds them, keyed as Jupyter Book keys them, so that the book
+build renders those outputs instead of executing the notebooks again.
+
+Command line (``tools/run_notebooks.py`` is the same)::
+
+    python -m mmbook.execute book/*.ipynb [--jobs 2] [--cache DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["NotebookRun", "execute_in_process", "run_notebook", "run_notebooks",
+           "store_in_cache", "main"]
+
+STALL = "the notebook ran over"
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of one notebook's execution.
+
+    Attributes:
+        path: the source notebook.
+        seconds: wall-clock seconds the run took (retry included).
+        error: ``None`` when every cell ran; else the failing cell's error (last 3000
+            characters), a kernel death, or the stall message.
+        executed: the executed notebook (``nbformat.NotebookNode``), or ``None`` when the
+            child wrote none (killed before the end).
+        attempts: 1, or 2 when a stalled run was tried again.
+    """
+
+    path: str
+    seconds: float
+    error: str | None
+    executed: object = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def execute_in_process(path: str, out: str, cell_timeout: int = 600,
+                       allow_errors: bool = False, cwd: str | None = None) -> dict:
+    """Execute ``path`` with nbclient in this process; write the executed notebook to ``out``.
+
+    Args:
+        path: the notebook to run.
+        out: where the executed notebook is written (even when a cell failed).
+        cell_timeout: seconds a cell may run.
+        allow_errors: go on after a failing cell (its error is in the outputs; a cell past
+            its time is interrupted) instead of stopping at the first.
+        cwd: the kernel's working directory; default the notebook's folder.
+
+    Returns:
+        ``{"seconds": float, "error": str | None}``.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                            allow_errors=allow_errors, interrupt_on_timeout=allow_errors,
+                            resources={"metadata": {"path": cwd or str(Path(path).parent)}})
+    start = time.perf_counter()
+    error = None
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        error = str(err)[-3000:]
+    except Exception as err:  # a dead kernel, a cell timeout
+        error = f"{type(err).__name__}: {err}"[-3000:]
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, out)
+    return {"seconds": seconds, "error": error}
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group (the runner, its kernel, their children)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _run_once(path: str, out: Path, *, cell_timeout: int, notebook_timeout: float,
+              allow_errors: bool, env: dict | None, cwd: str | None,
+              command_prefix: Sequence[str]) -> tuple[float, str | None]:
+    command = [*command_prefix, sys.executable, "-m", "mmbook.execute", "--one", str(path),
+               "--write", str(out), "--timeout", str(cell_timeout)]
+    if allow_errors:
+        command.append("--allow-errors")
+    if cwd is not None:
+        command += ["--cwd", str(cwd)]
+    full_env = {**os.environ, **(env or {})}
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=full_env)
+    try:
+        stdout, stderr = proc.communicate(timeout=notebook_timeout)
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {
+            "error": f"the runner failed (exit {proc.returncode}): {stderr[-2000:]}"}
+        return time.perf_counter() - start, result["error"]
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - start, f"{STALL} {notebook_timeout} s and was stopped"
+    finally:
+        _kill_group(proc)  # whatever the notebook left running dies with it
+        if proc.poll() is None or proc.stdout and not proc.stdout.closed:
+            proc.communicate()
+
+
+def run_notebook(path, *, cell_timeout: int = 600, notebook_timeout: float = 600,
+                 allow_errors: bool = False, env: dict | None = None, cwd=None,
+                 command_prefix: Sequence[str] = (), retry_stall: bool = True,
+                 workdir=None) -> NotebookRun:
+    """Execute one notebook in a child process of its own session; see the module docstring.
+
+    Args:
+        path: the notebook.
+        cell_timeout: seconds a cell may run.
+        notebook_timeout: seconds the whole run may take before its process group is killed.
+        allow_errors: go on after a failing cell (see :func:`execute_in_process`).
+        env: extra environment variables for the child and its kernel.
+        cwd: the kernel's working directory (default the notebook's folder).
+        command_prefix: a command that wraps the child (e.g. a sandbox), empty by default.
+        retry_stall: kill and try once more a run that goes past ``notebook_timeout``.
+        workdir: folder for the executed copy; default a temporary folder.
+
+    Returns:
+        a :class:`NotebookRun`.
+    """
+    import nbformat
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(workdir or tmp) / (Path(path).stem + ".executed.ipynb")
+        kwargs = dict(cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
+                      allow_errors=allow_errors, env=env, cwd=cwd,
+                      command_prefix=tuple(command_prefix))
+        seconds, error = _run_once(str(path), out, **kwargs)
+        attempts = 1
+        if retry_stall and error is not None and error.startswith(STALL):
+            print(f"{path}: stalled past {notebook_timeout} s; trying once more", flush=True)
+            out.unlink(missing_ok=True)
+            more, error = _run_once(str(path), out, **kwargs)
+            seconds, attempts = seconds + more, 2
+        executed = nbformat.read(out, as_version=4) if out.exists() else None
+    return NotebookRun(str(path), seconds, error, executed, attempts)
+
+
+def run_notebooks(paths, jobs: int = 1, **kwargs) -> list[NotebookRun]:
+    """:func:`run_notebook` over ``paths``, ``jobs`` at a time, in the order given."""
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return list(pool.map(lambda p: run_notebook(p, **kwargs), paths))
+
+
+def store_in_cache(runs, cache_path) -> None:
+    """Store the successful runs where Jupyter Book's ``execute_notebooks: cache`` finds them
+    (the same record it would write after executing them itself)."""
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache = get_cache(str(cache_path))
+    for run in runs:
+        if run.ok and run.executed is not None:
+            # the key hashes the code cells with ALL their metadata: copy the outputs into
+            # the source notebook rather than caching nbclient's copy (it adds timings)
+            nb = nbformat.read(run.path, as_version=4)
+            for cell, done in zip(nb.cells, run.executed.cells):
+                if cell.cell_type == "code":
+                    cell.outputs, cell.execution_count = done.outputs, done.execution_count
+            cache.cache_notebook_bundle(
+                CacheBundleIn(nb, str(Path(run.path).resolve()),
+                              data={"execution_seconds": run.seconds}),
+                check_validity=False, overwrite=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mmbook.execute",
+                                     description="Execute notebooks, each in a process "
+                                     "of its own, and print each one's time.")
+    parser.add_argument("notebooks", nargs="*")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--out", default=None, help="folder for the executed notebooks")
+    parser.add_argument("--cache", default=None, help="jupyter-cache folder to fill")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--notebook-timeout", type=int, default=600,
+                        help="seconds per notebook (a run past it is tried once more)")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--write", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--allow-errors", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cwd", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(execute_in_process(args.one, args.write, args.timeout,
+                                            args.allow_errors, args.cwd)), flush=True)
+        return 0
+    start = time.perf_counter()
+    runs = run_notebooks(args.notebooks, args.jobs, cell_timeout=args.timeout,
+                         notebook_timeout=args.notebook_timeout)
+    if args.cache is not None:
+        store_in_cache(runs, args.cache)
+    if args.out is not None:
+        import nbformat
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            if run.executed is not None:
+                nbformat.write(run.executed, str(Path(args.out) / Path(run.path).name))
+    for run in runs:
+        print(f"{run.seconds:7.1f} s  {'ok    ' if run.ok else 'FAILED'}  {run.path}")
+    print(f"{time.perf_counter() - start:7.1f} s  total wall time ({args.jobs} jobs)")
+    for run in runs:
+        if not run.ok:
+            print(f"\n===== {run.path} =====\n{run.error}", file=sys.stderr)
+    return 0 if all(run.ok for run in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
