@@ -132,6 +132,24 @@ def check_shape(tensor, expected: Sequence, name: str = "input") -> None:
 
 
 
+def check_nonempty_batch(tensor, name: str = "input", what: str = "sample") -> None:
+    """Raise a clear ``ValueError`` when ``tensor`` holds no samples (N = 0 on axis 0).
+
+    Packing a sequence batch or reshaping it with ``-1`` fails on N = 0 with an opaque
+    torch error ("Cannot pack empty tensors", "cannot reshape tensor of 0 elements");
+    a module that cannot encode an empty batch calls this first.
+
+    Examples:
+        >>> check_nonempty_batch(torch.zeros(0, 5), "ids", what="sentence")
+        Traceback (most recent call last):
+        ...
+        ValueError: ids is an empty batch (shape (0, 5)): expected at least one sentence (N >= 1)
+    """
+    if tensor.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {_fmt(tensor.shape)}): expected "
+                         f"at least one {what} (N >= 1)")
+
+
 # ----------------------------------------------------------------------------- scalar checks
 def check_positive_int(value, name: str) -> int:
     """Return ``value`` if it is an int >= 1 (not a bool), else raise ``ValueError``.
