@@ -241,6 +241,7 @@ def test_matrix_vector_and_sparse_products_are_counted():
     conv, x = GraphConv(4, 3, normalize=False), torch.randn(7, 4)
     sparse = adj.to_sparse()
     assert count_flops(conv, (x, sparse)) == 2 * 7 * 4 * 3 + 2 * sparse._nnz() * 3
+    assert count_flops(conv, (x, adj.to_sparse_csr())) == count_flops(conv, (x, sparse))
     assert count_flops(conv, (x, adj)) == 2 * 7 * 4 * 3 + 2 * 7 * 7 * 3  # dense: N^2 D
 
 
