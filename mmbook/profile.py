@@ -18,6 +18,7 @@ Reference: PyTorch's benchmarking recipe (``torch.utils.benchmark``) and ``FlopC
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 import weakref
@@ -238,9 +239,9 @@ class _BlindSpots(TorchDispatchMode):
     adds the closed form of the fused ops it has no formula for (``flops``) and records
     the compute ops that have none anywhere (``missed``)."""
 
-    def __init__(self, known):
+    def __init__(self, counter):
         super().__init__()
-        self.known, self.closed_forms = known, _closed_forms()
+        self.counter, self.closed_forms = counter, _closed_forms()
         self.flops = 0
         self.missed: list[str] = []
 
@@ -248,7 +249,7 @@ class _BlindSpots(TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         packet = func._overloadpacket
-        if packet in self.known:  # FlopCounterMode counted it: never count twice
+        if packet in self.counter.flop_registry:  # counted by FlopCounterMode: never twice
             return out
         formula = self.closed_forms.get(packet)
         if formula is not None:
@@ -260,6 +261,43 @@ class _BlindSpots(TorchDispatchMode):
         if formula is not None or _looks_like_compute(func.name()):
             self.missed.append(func.name())
         return out
+
+    def _seen(self) -> int:
+        return self.counter.get_total_flops() + self.flops
+
+    @contextlib.contextmanager
+    def rnn_closed_forms(self, model: nn.Module):
+        """Add :func:`_rnn_flops` for each recurrent layer whose call counted nothing."""
+        before = {}
+
+        def pre_hook(module, _args):
+            before[id(module)] = (self._seen(), len(self.missed))
+
+        def hook(module, args, kwargs, _out):
+            # torch's packed-sequence path is decomposed into visible matmuls (counted);
+            # the fused kernel of the padded path is not: add the closed form when unseen
+            flops, n_missed = before.pop(id(module))
+            if self._seen() == flops:
+                self.flops += _rnn_flops(module, args[0] if args else kwargs["input"])
+                del self.missed[n_missed:]  # the fused kernel is now counted
+
+        handles = []
+        for m in model.modules():
+            if _is_rnn(m):
+                handles += [m.register_forward_pre_hook(pre_hook),
+                            m.register_forward_hook(hook, with_kwargs=True)]
+        try:
+            yield self
+        finally:
+            for h in handles:
+                h.remove()
+
+    def warn_missed(self) -> None:
+        if self.missed:
+            names = ", ".join(f"{op} ({n}x)" for op, n in Counter(self.missed).items())
+            warnings.warn(f"count_flops left out {names}: FlopCounterMode cannot see inside "
+                          f"these ops and mmbook has no closed form for them, so the count "
+                          f"is too low", UserWarning, stacklevel=4)
 
 
 @torch.no_grad()
@@ -309,41 +347,11 @@ def count_flops(model: nn.Module, inputs) -> int:
 
     _check_model(model)
     counter = FlopCounterMode(display=False)
-    blind = _BlindSpots(counter.flop_registry)
-    rnn_total, before = [0], {}
-
-    def seen() -> int:
-        return counter.get_total_flops() + blind.flops
-
-    def pre_hook(module, _args):
-        before[id(module)] = (seen(), len(blind.missed))
-
-    def hook(module, args, kwargs, _out):
-        # torch's packed-sequence path is decomposed into visible matmuls (counted); the
-        # fused kernel of the padded path is not: add the closed form only when unseen
-        flops, n_missed = before.pop(id(module))
-        if seen() == flops:
-            x = args[0] if args else kwargs["input"]
-            rnn_total[0] += _rnn_flops(module, x)
-            del blind.missed[n_missed:]  # the fused kernel is now counted
-
-    handles = []
-    for m in model.modules():
-        if _is_rnn(m):
-            handles += [m.register_forward_pre_hook(pre_hook),
-                        m.register_forward_hook(hook, with_kwargs=True)]
-    try:
-        with blind, counter:
-            model(*_as_inputs(inputs))
-    finally:
-        for h in handles:
-            h.remove()
-    if blind.missed:
-        names = ", ".join(f"{op} ({n}x)" for op, n in Counter(blind.missed).items())
-        warnings.warn(f"count_flops left out {names}: FlopCounterMode cannot see inside "
-                      f"these ops and mmbook has no closed form for them, so the count "
-                      f"is too low", UserWarning, stacklevel=3)
-    return int(counter.get_total_flops()) + blind.flops + rnn_total[0]
+    blind = _BlindSpots(counter)  # the closed forms, where the counter is blind
+    with blind.rnn_closed_forms(model), blind, counter:
+        model(*_as_inputs(inputs))
+    blind.warn_missed()
+    return int(counter.get_total_flops()) + blind.flops
 
 
 @torch.no_grad()
