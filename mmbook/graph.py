@@ -375,7 +375,8 @@ class GraphConv(nn.Module):
             adjacency = as_sparse_coo(adjacency, "adjacency").to(x.device)
         A_hat = normalize_adjacency(adjacency) if self.normalize else adjacency
         h = self.linear(x)  # (N, D_out)
-        out = torch.sparse.mm(A_hat.to(h.dtype), h) if A_hat.is_sparse else A_hat.to(h.dtype) @ h
+        A_hat = A_hat.to(h.dtype)
+        out = torch.sparse.mm(A_hat, h) if A_hat.is_sparse else A_hat @ h
         return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
