@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .utils import (  # lengths_to_mask is re-exported: one definition, in utils
     check_choice,
     check_lengths,
+    check_nonempty_batch,
     check_positive_int,
     check_probability,
     check_shape,
@@ -118,6 +119,7 @@ class AudioEncoder(nn.Module):
 
     def _check(self, x, lengths):
         check_shape(x, (None, None, self.input_size), "x")
+        check_nonempty_batch(x, "x", what="sequence")
         if x.shape[1] == 0:
             raise ValueError(f"x has length T=0 (shape {tuple(x.shape)} as (N, T, F)): a "
                              f"recurrent encoder needs at least one frame")

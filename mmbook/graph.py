@@ -24,11 +24,13 @@ from torch import nn
 
 from .fusion import Fusion
 from .utils import (
+    as_sparse_coo,
     check_nonnegative_int,
     check_positive,
     check_positive_int,
     check_shape,
     check_sizes,
+    is_sparse,
     to_tensor,
 )
 
@@ -171,10 +173,13 @@ def similarity_network_fusion(affinities: Sequence, K: int = 20, t: int = 20,
     :math:`\tfrac12 (W + W^\top + I)`. Strong edges supported by several views survive;
     edges seen by one view only fade.
 
-    This is the update of the authors' released code (SNFtool) and of ``snfpy``. The
-    paper's normalisation of :math:`P` instead sets :math:`P_{ii} = 1/2` and divides the
-    off-diagonal entries by :math:`2\sum_{k\ne i}W_{ik}`, and renormalises after each step;
-    the code replaces that by adding :math:`\alpha I`. We follow the code.
+    The :math:`\alpha I` update is that of the authors' MATLAB release (``SNF.m``, its
+    ``BOnormalized``), of the first R releases of SNFtool (up to 2.2, 2014) and of
+    ``snfpy`` (``_B0_normalized``), which the tests compare against. The paper, and the
+    CRAN SNFtool since 2.2.1 (2017), normalise instead: :math:`P_{ii} = 1/2` and the
+    off-diagonal entries divided by :math:`2\sum_{k\ne i}P_{ik}`, after every step, and
+    end with :math:`\tfrac12 (W + W^\top)` (no :math:`+I`). We follow the MATLAB code
+    and ``snfpy``.
 
     Args:
         affinities: M >= 2 symmetric, non-negative ``(N, N)`` affinity matrices (tensors
@@ -271,11 +276,12 @@ def normalize_adjacency(adjacency, add_self_loops: bool = True) -> torch.Tensor:
     keeps existing self-loop weights; the two agree on graphs with a zero diagonal).
 
     Args:
-        adjacency: a non-negative ``(N, N)`` weighted adjacency, dense or sparse COO.
+        adjacency: a non-negative ``(N, N)`` weighted adjacency, dense or sparse (any
+            torch layout, or ``scipy.sparse``; other layouts than COO are converted).
         add_self_loops: add :math:`I` first.
 
     Returns:
-        the normalised adjacency, dense or sparse like the input.
+        the normalised adjacency, dense for a dense input, sparse COO for a sparse one.
 
     Raises:
         ValueError: not square, negative or non-finite weights.
@@ -284,8 +290,8 @@ def normalize_adjacency(adjacency, add_self_loops: bool = True) -> torch.Tensor:
         - adjacency: :math:`(N, N)`
         - output: :math:`(N, N)`
     """
-    if isinstance(adjacency, torch.Tensor) and adjacency.is_sparse:
-        return _normalize_sparse(adjacency.coalesce(), add_self_loops)
+    if is_sparse(adjacency):
+        return _normalize_sparse(as_sparse_coo(adjacency, "adjacency"), add_self_loops)
     A = _check_square(adjacency, "adjacency")
     if bool((A < 0).any()):
         raise ValueError(f"adjacency must be non-negative, got min {A.min().item():.3g}")
@@ -323,6 +329,14 @@ class GraphConv(nn.Module):
     caller. With ``normalize=False`` the adjacency is taken as already normalised (compute
     :func:`normalize_adjacency` once for a fixed graph).
 
+    **Direction.** Row i of the product gathers from the columns: :math:`A_{ij}` is the
+    edge *from* node j *to* node i, so a directed adjacency is laid out
+    ``A[target, source]`` and :math:`\hat d_i` counts the edges into i. This is what
+    ``torch_geometric.nn.GCNConv`` computes for an ``edge_index`` of (source, target)
+    rows, but ``torch_geometric.utils.to_dense_adj(edge_index)`` lays the same edges out
+    as ``adj[source, target]``: pass its transpose,
+    ``to_dense_adj(edge_index)[0].T``. (An undirected graph is symmetric: no difference.)
+
     Args:
         in_features: node feature size.
         out_features: output feature size.
@@ -331,7 +345,8 @@ class GraphConv(nn.Module):
 
     Shape:
         - x: :math:`(N, D_{in})` node features
-        - adjacency: :math:`(N, N)`, dense or sparse COO
+        - adjacency: :math:`(N, N)`, ``A[target, source]``; dense or sparse (COO, or
+          CSR / CSC / BSR / BSC / ``scipy.sparse``, converted to COO)
         - output: :math:`(N, D_{out})`
 
     Examples:
@@ -356,9 +371,12 @@ class GraphConv(nn.Module):
     def forward(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         check_shape(x, ("N", self.in_features), "x")
         check_shape(adjacency, (x.shape[0], x.shape[0]), "adjacency")
+        if is_sparse(adjacency):  # CSR, CSC, ... or scipy: the COO path, on x's device
+            adjacency = as_sparse_coo(adjacency, "adjacency").to(x.device)
         A_hat = normalize_adjacency(adjacency) if self.normalize else adjacency
         h = self.linear(x)  # (N, D_out)
-        out = torch.sparse.mm(A_hat, h) if A_hat.is_sparse else A_hat.to(h.dtype) @ h
+        A_hat = A_hat.to(h.dtype)
+        out = torch.sparse.mm(A_hat, h) if A_hat.is_sparse else A_hat @ h
         return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
@@ -379,7 +397,7 @@ class ModalityGraphAttention(nn.Module):
         h_i' = \sum_j \alpha_{ij} W h_j + b,
 
     which is ``GATConv`` (one head) on that graph; the attention weights
-    :math:`\alpha` are kept in :attr:`last_weights`.
+    :math:`\alpha` are kept in :attr:`last_weights` (detached).
 
     Args:
         in_features: node feature size (the same for every node).
@@ -425,7 +443,7 @@ class ModalityGraphAttention(nn.Module):
         if present is not None:
             alpha = alpha * present[:, :, None]
             out = out * present[:, :, None]
-        self.last_weights = alpha
+        self.last_weights = alpha.detach()  # for inspection: no graph kept between calls
         return out
 
     def extra_repr(self) -> str:

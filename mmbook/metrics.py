@@ -10,10 +10,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
-from .utils import check_finite, check_positive_int, check_shape, to_numpy, to_tensor
+from .utils import (
+    check_choice,
+    check_finite,
+    check_positive_int,
+    check_shape,
+    to_numpy,
+    to_tensor,
+)
 
 __all__ = [
     "recall_at_k", "mean_average_precision", "median_rank", "first_relevant_rank",
@@ -106,17 +115,26 @@ def recall_at_k(similarity, k: int, relevant=None) -> float:
 
     with :math:`r_q` from :func:`first_relevant_rank` (ties against the relevant item).
     With one relevant item per query this is scikit-learn's ``top_k_accuracy_score``;
-    a random ranking scores :math:`k/G` in expectation.
+    with any number it is torchmetrics' ``RetrievalHitRate`` averaged over queries, and
+    open_clip's ``R@k`` (``np.mean(preds < k)`` in ``get_clip_metrics``, ranks from 0).
+    A random ranking scores :math:`k/G` in expectation.
+
+    A k larger than the gallery is handled as those libraries do: the top k is the whole
+    gallery, so every query scores 1 (for any ranking, which is why a warning says so,
+    as scikit-learn's does).
 
     Args:
         similarity: :math:`(Q, G)` scores, higher = more similar.
-        k: how many top items to look at, :math:`1 \le k \le G`.
+        k: how many top items to look at, an int :math:`\ge 1` (:math:`k \ge G` gives 1).
         relevant: bool :math:`(Q, G)`; default the diagonal (instance retrieval). Every
             query needs at least one relevant item.
 
     Raises:
-        ValueError: NaN/inf in ``similarity``, ``k`` not in [1, G], a relevance matrix of
-            the wrong shape or dtype, or a query without any relevant item.
+        ValueError: NaN/inf in ``similarity``, ``k`` not a positive int, a relevance
+            matrix of the wrong shape or dtype, or a query without any relevant item.
+
+    Warns:
+        UserWarning: ``k`` is larger than the gallery (the result, 1, says nothing).
 
     Examples:
         >>> s = torch.tensor([[0.9, 0.5, 0.1], [0.8, 0.7, 0.2], [0.3, 0.6, 0.1]])
@@ -126,24 +144,49 @@ def recall_at_k(similarity, k: int, relevant=None) -> float:
     s = _similarity(similarity)
     k = check_positive_int(k, "k")
     if k > s.shape[1]:
-        raise ValueError(f"k = {k} is larger than the gallery (G = {s.shape[1]} items): "
-                         f"recall@k would be 1 for any ranking")
+        warnings.warn(f"k = {k} is larger than the gallery (G = {s.shape[1]} items): the top "
+                      f"k is the whole gallery and recall@k is 1 for any ranking (as in "
+                      f"open_clip, torchmetrics and scikit-learn)", UserWarning, stacklevel=2)
     return (first_relevant_rank(s, relevant) <= k).double().mean().item()
 
 
-def median_rank(similarity, relevant=None) -> float:
+def median_rank(similarity, relevant=None, convention: str = "numpy") -> float:
     r"""Median over queries of the rank of the first relevant item (1 = perfect).
 
-    .. math:: \mathrm{MedR} = \operatorname{median}_q\, r_q
+    .. math::
+        \mathrm{MedR} = \operatorname{median}_q\, r_q \quad (\texttt{"numpy"}), \qquad
+        \mathrm{MedR} = \big\lfloor \operatorname{median}_q\, (r_q - 1) \big\rfloor + 1
+        \quad (\texttt{"floor"})
 
-    With an even number of queries it is the mean of the two middle ranks (as
-    ``numpy.median``). A random ranking with one relevant item scores about G/2.
+    with :math:`r_q` from :func:`first_relevant_rank`. The two differ only for an even
+    number of queries whose two middle ranks differ: ``"numpy"`` (``numpy.median``)
+    takes their mean, e.g. 2.5; ``"floor"``, the convention of the retrieval papers'
+    evaluation code (VSE++, Faghri et al. 2018, ``evaluation.py``: ``np.floor(np.median
+    (ranks)) + 1`` on 0-based ranks; the same line in open_clip's ``get_clip_metrics``,
+    which reports CLIP-style models' ``median_rank``), rounds down to a whole rank: 2.
+    Compare with published MedR using ``"floor"``. A random ranking with one relevant
+    item scores about G/2.
+
+    Args:
+        similarity: :math:`(Q, G)` scores, higher = more similar.
+        relevant: bool :math:`(Q, G)`; default the diagonal.
+        convention: ``"numpy"`` (default) or ``"floor"`` (the papers').
+
+    Raises:
+        ValueError: as :func:`recall_at_k`, or an unknown ``convention``.
 
     Examples:
-        >>> median_rank(torch.tensor([[0.9, 0.5, 0.1], [0.8, 0.7, 0.2], [0.3, 0.6, 0.1]]))
+        >>> s = torch.tensor([[0.9, 0.5, 0.1], [0.8, 0.7, 0.2], [0.3, 0.6, 0.1]])
+        >>> median_rank(s)  # ranks 1, 2, 3
         2.0
+        >>> median_rank(s[:2, :2]), median_rank(s[:2, :2], convention="floor")  # ranks 1, 2
+        (1.5, 1.0)
     """
-    return float(np.median(first_relevant_rank(similarity, relevant).cpu().numpy()))
+    check_choice(convention, ("numpy", "floor"), "convention")
+    ranks = first_relevant_rank(similarity, relevant).cpu().numpy()
+    if convention == "floor":
+        return float(np.floor(np.median(ranks - 1)) + 1)
+    return float(np.median(ranks))
 
 
 def _average_precision(s: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .utils import check_positive_int, check_shape, lengths_to_mask
+from .utils import check_nonempty_batch, check_positive_int, check_shape, lengths_to_mask
 
 __all__ = [
     "tokenize", "Vocabulary", "pad_batch", "LSTMTextEncoder", "TransformerTextEncoder",
@@ -38,14 +39,23 @@ __all__ = [
 ]
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
-_TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
+def _is_word_char(ch: str) -> bool:
+    """A letter or digit of any script (``str.isalnum``), or a combining mark (Unicode
+    category M: an accent or vowel sign that belongs to the letter before it)."""
+    return ch.isalnum() or unicodedata.category(ch)[0] == "M"
 
 
 def tokenize(text: str) -> list[str]:
     """Split a sentence into lower-cased words and single punctuation marks.
 
-    A word is a run of letters or digits; every other non-space character is a token of
-    its own. An empty or blank string gives ``[]``.
+    A word is a run of letters or digits of any script (with their combining marks);
+    every other non-space character is a token of its own. The text is first put in
+    Unicode normal form NFC, so an accented letter typed as letter + combining accent
+    and the same letter typed precomposed give the same token. An empty or blank string
+    gives ``[]``.
 
     Raises:
         TypeError: ``text`` is not a string.
@@ -53,10 +63,32 @@ def tokenize(text: str) -> list[str]:
     Examples:
         >>> tokenize("Is the red object on the left?")
         ['is', 'the', 'red', 'object', 'on', 'the', 'left', '?']
+        >>> tokenize("Naïve café, Straße!")
+        ['naïve', 'café', ',', 'straße', '!']
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return _TOKEN.findall(text.lower())
+    text = unicodedata.normalize("NFC", text).lower()
+    if text.isascii():  # the same rule, fast: letters and digits are [a-z0-9] here
+        return _ASCII_TOKEN.findall(text)
+    return _unicode_tokens(text)
+
+
+def _unicode_tokens(text: str) -> list[str]:
+    """Runs of word characters, and each other non-space character alone."""
+    tokens, word = [], []
+    for ch in text:
+        if _is_word_char(ch):
+            word.append(ch)
+            continue
+        if word:
+            tokens.append("".join(word))
+            word = []
+        if not ch.isspace():
+            tokens.append(ch)  # a punctuation mark or symbol: a token of its own
+    if word:
+        tokens.append("".join(word))
+    return tokens
 
 
 class Vocabulary:
@@ -188,6 +220,7 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_index: int = 0,
 
 def _check_ids(ids, lengths, vocab_size: int) -> torch.Tensor:
     check_shape(ids, ("N", None), "ids")
+    check_nonempty_batch(ids, "ids", what="sentence")
     if ids.is_floating_point():
         raise ValueError(f"ids must be integer token ids, got dtype {ids.dtype}")
     lengths = torch.as_tensor(lengths, device=ids.device)

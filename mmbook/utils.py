@@ -15,8 +15,8 @@ __all__ = [
     "get_device", "set_seed", "seed_from_env", "show_source", "check_shape",
     "check_positive_int", "check_nonnegative_int", "check_positive", "check_probability",
     "check_choice", "check_sizes", "check_finite", "check_lengths", "check_dtype",
-    "lengths_to_mask", "to_tensor",
-    "to_numpy", "environment",
+    "check_nonempty_batch", "lengths_to_mask", "to_tensor", "is_sparse", "to_dense_tensor",
+    "as_sparse_coo", "to_numpy", "environment",
 ]
 
 
@@ -130,6 +130,24 @@ def check_shape(tensor, expected: Sequence, name: str = "input") -> None:
                 f"should be {exp}, got {got})"
             )
 
+
+
+def check_nonempty_batch(tensor, name: str = "input", what: str = "sample") -> None:
+    """Raise a clear ``ValueError`` when ``tensor`` holds no samples (N = 0 on axis 0).
+
+    Packing a sequence batch or reshaping it with ``-1`` fails on N = 0 with an opaque
+    torch error ("Cannot pack empty tensors", "cannot reshape tensor of 0 elements");
+    a module that cannot encode an empty batch calls this first.
+
+    Examples:
+        >>> check_nonempty_batch(torch.zeros(0, 5), "ids", what="sentence")
+        Traceback (most recent call last):
+        ...
+        ValueError: ids is an empty batch (shape (0, 5)): expected at least one sentence (N >= 1)
+    """
+    if tensor.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {_fmt(tensor.shape)}): expected "
+                         f"at least one {what} (N >= 1)")
 
 
 # ----------------------------------------------------------------------------- scalar checks
@@ -356,12 +374,15 @@ def to_tensor(x, name: str, dtype: torch.dtype | None = None, device=None,
     * floating dtypes are kept (float16 / bfloat16 arrays become float32); integers and
       bools become ``dtype`` when given, else are kept;
     * ``dtype`` given: the result has that dtype;
-    * ``finite=True`` (default) refuses NaN and inf, naming ``name``.
+    * ``finite=True`` (default) refuses NaN and inf, naming ``name``;
+    * a sparse matrix (a torch tensor of any sparse layout, or ``scipy.sparse``) is made
+      dense: every caller computes dense results of the same size.
 
     Raises:
         TypeError: a non-numeric array (strings, objects).
         ValueError: the wrong number of dimensions, or non-finite values.
     """
+    x = to_dense_tensor(x)
     if isinstance(x, torch.Tensor):
         t = x
     else:
@@ -383,6 +404,59 @@ def to_tensor(x, name: str, dtype: torch.dtype | None = None, device=None,
     if finite:
         check_finite(t, name)
     return t
+
+
+def is_sparse(x) -> bool:
+    """True for a sparse matrix: a torch tensor of any sparse layout (COO, CSR, CSC, BSR,
+    BSC) or a ``scipy.sparse`` matrix or array."""
+    if isinstance(x, torch.Tensor):
+        return x.layout != torch.strided
+    if type(x).__module__.startswith("scipy.sparse"):
+        import scipy.sparse
+
+        return scipy.sparse.issparse(x)
+    return False
+
+
+def _sparse_name(x) -> str:
+    return str(x.layout).replace("torch.", "") if isinstance(x, torch.Tensor) else \
+        f"scipy.sparse {type(x).__name__}"
+
+
+def to_dense_tensor(x):
+    """A sparse matrix (any torch layout, or scipy) as a dense tensor; anything else as is."""
+    if not is_sparse(x):
+        return x
+    if isinstance(x, torch.Tensor):
+        return x.to_dense()
+    return torch.from_numpy(np.asarray(x.toarray()))
+
+
+def as_sparse_coo(x, name: str) -> torch.Tensor:
+    """A sparse matrix of any layout (torch CSR / CSC / BSR / BSC, or scipy) as a coalesced
+    torch COO tensor, the layout the package's sparse code computes with.
+
+    Raises:
+        ValueError: ``x`` is not sparse, or holds NaN or infinity.
+
+    Examples:
+        >>> A = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse_csr()
+        >>> coo = as_sparse_coo(A, "adjacency")
+        >>> coo.layout, coo.indices().tolist(), coo.values().tolist()
+        (torch.sparse_coo, [[0, 1], [1, 0]], [2.0, 1.0])
+    """
+    if not is_sparse(x):
+        raise ValueError(f"{name} must be a sparse matrix, got {type(x).__name__}")
+    if isinstance(x, torch.Tensor):
+        coo = x if x.layout == torch.sparse_coo else x.to_sparse_coo()
+    else:
+        m = x.tocoo()
+        index = torch.from_numpy(np.vstack([m.row, m.col]).astype(np.int64))
+        coo = torch.sparse_coo_tensor(index, torch.from_numpy(np.asarray(m.data)), m.shape,
+                                      check_invariants=True)
+    coo = coo.coalesce()
+    check_finite(coo.values(), f"{name} (its stored values)")
+    return coo
 
 
 def to_numpy(t) -> np.ndarray:

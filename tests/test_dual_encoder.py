@@ -1,6 +1,7 @@
 """mmbook.models.DualEncoder: the CLIP logits, the clamped log-temperature, routing of inputs,
 training with the Trainer (and the Trainer's accuracy_fn hook)."""
 
+import copy
 import math
 
 import pytest
@@ -44,6 +45,72 @@ def test_temperature_is_learned_in_log_space_and_clamped():
     fixed = _model(learn_temperature=False)
     assert "logit_scale" in dict(fixed.named_buffers())
     assert all(p is not fixed.logit_scale for p in fixed.parameters())
+
+
+def _clip_reference_loop(model, x_a, x_b, steps: int, lr: float):
+    """CLIP's rule as open_clip's training loop writes it (src/open_clip_train/train.py):
+    the logits use exp(t) unclamped; after each optimizer step, t is clamped in place."""
+    opt, losses = torch.optim.Adam(model.parameters(), lr=lr), []
+    for _ in range(steps):
+        logits = model.logit_scale.exp() * model.encode_a(x_a) @ model.encode_b(x_b).T
+        loss = clip_loss(logits)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+    return losses
+
+
+def _pushed_out_of_range():
+    """Pairs and a model (tau = 1, t = 0) whose first Adam step pushes t below 0."""
+    torch.manual_seed(0)
+    x_a, x_b = torch.randn(8, 4), torch.randn(8, 3)
+    return x_a, x_b, DualEncoder(nn.Linear(4, 16), nn.Linear(3, 16), embed_dim=8,
+                                 temperature=1.0)
+
+
+def test_a_temperature_pushed_out_of_range_recovers_as_in_clip():
+    """Issue 23: with the clamp in the forward pass, a step that pushed t below 0 froze it
+    there (gradient exactly 0; loss stuck at 1.31). The parameter is clamped instead, as
+    CLIP does: the same trajectory as open_clip's loop, and the loss reaches ~1e-4."""
+    x_a, x_b, model = _pushed_out_of_range()
+    reference = copy.deepcopy(model)
+    opt, losses = torch.optim.Adam(model.parameters(), lr=0.05), []
+    for step in range(300):
+        loss = clip_loss(model(x_a, x_b))  # a plain loop: no clamping code of its own
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if step == 0:
+            assert model.logit_scale.item() < 0  # the first step pushes t out of range
+    want = _clip_reference_loop(reference, x_a, x_b, steps=300, lr=0.05)
+    torch.testing.assert_close(torch.tensor(losses), torch.tensor(want))
+    assert losses[-1] < 0.01 and model.temperature < 0.1
+    with torch.no_grad():
+        model.logit_scale.fill_(-1.0)
+    clip_loss(model(x_a, x_b)).backward()
+    assert model.logit_scale.grad.abs() > 0  # clamped value, live gradient
+
+
+def test_clamp_after_each_step_hook_and_trainer():
+    x_a, x_b, model = _pushed_out_of_range()
+    opt = torch.optim.SGD(model.parameters(), lr=100.0)
+    handle = model.clamp_after_each_step(opt)
+    clip_loss(model(x_a, x_b)).backward()
+    opt.step()  # a huge step: the stored value is clamped right after it
+    assert 0.0 <= model.logit_scale.item() <= math.log(100)
+    handle.remove()
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        model.clamp_after_each_step(model.parameters())
+    # the Trainer needs nothing: the forward pass clamps before using t
+    x_a, x_b, model = _pushed_out_of_range()
+    trainer = Trainer(model, loss_fn=clip_loss, max_epochs=300, batch_size=8, lr=0.05,
+                      progress=False, device="cpu")
+    trainer.fit(TensorDataset(x_a, x_b, torch.zeros(8, dtype=torch.long)))
+    assert trainer.history_["train_loss"][-1] < 0.01 and model.temperature < 0.1
 
 
 def test_arity_routes_inputs_to_each_encoder():

@@ -94,6 +94,12 @@ def test_audio_encoder_errors():
         enc(torch.randn(2, 5, 4), torch.tensor([6, 2]))
     with pytest.raises(ValueError, match="cell"):
         AudioEncoder(cell="transformer")
+    # an empty batch failed inside torch ("cannot reshape tensor of 0 elements" without
+    # lengths, "Cannot pack empty tensors" with them)
+    for lengths in (None, torch.zeros(0, dtype=torch.long)):
+        with pytest.raises(ValueError, match=r"x is an empty batch \(shape \(0, 5, 4\)\): "
+                                             r"expected at least one sequence"):
+            enc(torch.randn(0, 5, 4), lengths)
 
 
 def test_lengths_to_mask():

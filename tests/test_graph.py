@@ -114,6 +114,72 @@ def test_graph_conv_matches_gcnconv(sparse):
     torch.testing.assert_close(fixed(x, normalize_adjacency(A)), want)
 
 
+def _gcn_reference(seed=0, directed=False):
+    """GCNConv and a GraphConv with the same weights, a weighted graph as edge_index."""
+    GCNConv = pytest.importorskip("torch_geometric.nn").GCNConv
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    A = torch.rand(7, 7, generator=g, dtype=torch.float64) * (torch.rand(7, 7, generator=g) > 0.6)
+    A = A.fill_diagonal_(0) if directed else torch.maximum(A, A.T).fill_diagonal_(0)
+    ref, ours = GCNConv(4, 3).double(), GraphConv(4, 3).double()
+    with torch.no_grad():
+        ref.bias.normal_()
+        ours.linear.weight.copy_(ref.lin.weight)
+        ours.bias.copy_(ref.bias)
+    edge_index = A.nonzero().T  # rows (source, target) for torch_geometric
+    return ref, ours, edge_index, A[edge_index[0], edge_index[1]]
+
+
+def test_directed_graph_is_laid_out_target_source_as_gcnconv():
+    """torch_geometric's to_dense_adj(edge_index) is adj[source, target]: GraphConv, like
+    GCNConv's messages source -> target, needs its transpose, A[target, source]."""
+    to_dense_adj = pytest.importorskip("torch_geometric.utils").to_dense_adj
+    ref, ours, edge_index, w = _gcn_reference(directed=True)
+    x = torch.randn(7, 4, dtype=torch.float64)
+    want = ref(x, edge_index, w)
+    adj = to_dense_adj(edge_index, edge_attr=w, max_num_nodes=7)[0]  # (source, target)
+    assert not torch.equal(adj, adj.T)  # a directed graph
+    torch.testing.assert_close(ours(x, adj.T), want)
+    assert not torch.allclose(ours(x, adj), want)  # the untransposed layout is another graph
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc", "bsr", "scipy"])
+def test_graph_conv_accepts_every_sparse_layout(layout):
+    """A CSR adjacency failed inside torch ("unsupported tensor layout: SparseCsr"); every
+    sparse layout is converted to COO and gives GCNConv's result."""
+    import scipy.sparse
+
+    ref, ours, edge_index, w = _gcn_reference(seed=1)
+    x = torch.randn(7, 4, dtype=torch.float64)
+    want = ref(x, edge_index, w)
+    A = torch.zeros(7, 7, dtype=torch.float64)
+    A[edge_index[1], edge_index[0]] = w  # A[target, source]
+    convert = {"csr": lambda a: a.to_sparse_csr(), "csc": lambda a: a.to_sparse_csc(),
+               "bsr": lambda a: a.to_sparse_bsr((1, 1)),
+               "scipy": lambda a: scipy.sparse.csr_matrix(a.numpy())}[layout]
+    torch.testing.assert_close(ours(x, convert(A)), want)
+    fixed = GraphConv(4, 3, normalize=False).double()
+    fixed.load_state_dict(ours.state_dict())
+    torch.testing.assert_close(fixed(x, convert(normalize_adjacency(A))), want)
+    normalized = normalize_adjacency(convert(A))
+    assert normalized.layout == torch.sparse_coo
+    torch.testing.assert_close(normalized.to_dense(), normalize_adjacency(A))
+    bad = A.clone()
+    bad[edge_index[1, 0], edge_index[0, 0]] = float("nan")
+    with pytest.raises(ValueError, match=r"adjacency \(its stored values\) holds 1 NaN"):
+        ours(x, convert(bad))
+
+
+def test_dense_only_functions_take_sparse_input_as_dense(snf_compute):
+    """knn_graph and SNF compute dense (N, N) results: a sparse input is made dense."""
+    Ws = [make_affinity(v, K=5) for v in _views(n=30)]
+    for layout in ("to_sparse", "to_sparse_csr"):
+        sparse = [getattr(W, layout)() for W in Ws]
+        torch.testing.assert_close(similarity_network_fusion(sparse, K=5, t=5),
+                                   similarity_network_fusion(Ws, K=5, t=5))
+        torch.testing.assert_close(knn_graph(sparse[0], K=3), knn_graph(Ws[0], K=3))
+
+
 def test_normalize_adjacency_isolated_nodes_are_zero_not_nan():
     A = _random_graph()
     A[2, :] = 0
@@ -165,6 +231,7 @@ def test_modality_graph_attention_matches_gatconv():
     torch.testing.assert_close(ours(h), want)
     assert ours.last_weights.shape == (N, M, M)
     torch.testing.assert_close(ours.last_weights.sum(-1), torch.ones(N, M, dtype=h.dtype))
+    assert ours.last_weights.grad_fn is None  # kept for inspection, without the graph
 
 
 def test_modality_graph_fusion_contract_and_absent_modalities():

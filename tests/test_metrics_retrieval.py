@@ -1,6 +1,8 @@
 """mmbook.metrics, retrieval block: hand-computed cases, scikit-learn where it has the
 same metric, the tie rule, and bad input."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +81,47 @@ def test_median_rank_equals_numpy_on_the_ranks():
     assert first_relevant_rank(s).numpy().tolist() == ranks.tolist()
 
 
+def _open_clip_ranks(s: torch.Tensor) -> np.ndarray:
+    """0-based rank of the diagonal item, as open_clip's get_clip_metrics computes it
+    (src/open_clip_train/train.py): argsort descending, position of the ground truth."""
+    ranking = torch.argsort(s, descending=True)
+    ground_truth = torch.arange(len(s)).view(-1, 1)
+    return torch.where(ranking == ground_truth)[1].numpy()
+
+
+def test_median_rank_floor_convention_equals_the_papers_code():
+    """open_clip / VSE++: MedR = floor(median of 0-based ranks) + 1."""
+    differs = 0
+    for seed in range(5):
+        s = torch.from_numpy(np.random.default_rng(seed).normal(size=(20, 20)))  # no ties
+        preds = _open_clip_ranks(s)
+        assert median_rank(s, convention="floor") == np.floor(np.median(preds)) + 1
+        assert median_rank(s, convention="numpy") == np.median(preds + 1)
+        differs += median_rank(s, convention="floor") != median_rank(s)
+    assert differs > 0  # an even Q with different middle ranks: the conventions differ
+
+
+@pytest.mark.parametrize("k", [1, 3, 25, 40])
+def test_recall_equals_torchmetrics_and_open_clip_for_any_k(k):
+    """k beyond the gallery (G = 25) follows torchmetrics, open_clip and scikit-learn: the
+    top k is the whole gallery, recall 1, with a warning (as scikit-learn's)."""
+    tm = pytest.importorskip("torchmetrics.retrieval")
+    rng = np.random.default_rng(3)
+    s = torch.from_numpy(rng.normal(size=(30, 25)))  # no ties
+    rel = relevance_from_labels(torch.from_numpy(rng.integers(0, 4, 30)),
+                                torch.from_numpy(rng.integers(0, 4, 25)))
+    keep = rel.any(1)
+    s, rel = s[keep], rel[keep]
+    hit_rate = tm.RetrievalHitRate(top_k=k)
+    indexes = torch.arange(len(s))[:, None].expand_as(s)
+    want = hit_rate(s.flatten(), rel.flatten(), indexes=indexes.flatten()).item()
+    square = torch.from_numpy(rng.normal(size=(25, 25)))
+    with pytest.warns(UserWarning, match="larger than the gallery") if k > 25 else \
+            contextlib.nullcontext():
+        assert recall_at_k(s, k, rel) == pytest.approx(want)
+        assert recall_at_k(square, k) == pytest.approx(np.mean(_open_clip_ranks(square) < k))
+
+
 def test_ties_are_ranked_against_the_relevant_item():
     const = torch.zeros(4, 4)
     assert first_relevant_rank(const).tolist() == [4, 4, 4, 4]
@@ -105,7 +148,7 @@ def test_relevance_from_labels_and_in_batch_hits():
 @pytest.mark.parametrize("call, match", [
     (lambda: recall_at_k(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]), 1), "similarity"),
     (lambda: mean_average_precision(np.array([[np.inf, 0.0], [0.0, 1.0]])), "similarity"),
-    (lambda: recall_at_k(S[:, :3], 4, DIAG[:, :3]), "larger than the gallery"),
+    (lambda: median_rank(S, DIAG, convention="mean"), "convention"),
     (lambda: recall_at_k(S, 0, DIAG), "k must be a positive int"),
     (lambda: recall_at_k(S, 1.5, DIAG), "k must be a positive int"),
     (lambda: recall_at_k(S, 1), "square"),

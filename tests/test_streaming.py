@@ -41,6 +41,71 @@ def test_reset_starts_a_new_stream_and_bad_input_is_named():
         StreamingEncoder(nn.LSTM(4, 3))
 
 
+def _graph_size(t: torch.Tensor) -> int:
+    """Number of autograd nodes reachable from t (0 for a tensor without history)."""
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        todo += [nxt for nxt, _ in node.next_functions]
+    return len(seen)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_carried_state_is_detached_truncated_bptt(cell):
+    """Issue 23: with gradients on, the carried state kept every past chunk's graph (memory
+    grew per chunk) and the second backward failed. Each chunk's graph is now its own."""
+    torch.manual_seed(0)
+    enc = AudioEncoder(input_size=4, hidden_size=3, num_layers=2, cell=cell)
+    stream, x = StreamingEncoder(enc), torch.randn(2, 12, 4)
+    ref = (nn.LSTM if cell == "lstm" else nn.GRU)(4, 3, num_layers=2, batch_first=True)
+    ref.load_state_dict(enc.rnn.state_dict())
+    sizes = []
+    for start in range(0, 12, 3):
+        chunk, h0 = x[:, start:start + 3], stream.state  # the values carried in
+        z = stream(chunk)
+        state = stream.state if isinstance(stream.state, tuple) else (stream.state,)
+        assert all(s.grad_fn is None and not s.requires_grad for s in state)
+        sizes.append(_graph_size(z))
+        enc.zero_grad()
+        z.sum().backward()  # one backward per chunk: the second one used to fail
+        # truncated BPTT against torch: the same chunk from the carried values
+        ref.zero_grad()
+        _, h_ref = ref(chunk, h0)
+        (h_ref[0] if cell == "lstm" else h_ref)[-1].sum().backward()
+        for (name, p), p_ref in zip(enc.rnn.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p.grad, p_ref.grad, msg=name)
+    assert len(set(sizes)) == 1  # the graph does not grow with the stream
+
+
+def test_stream_of_a_dynamically_quantised_encoder():
+    """quantize_dynamic turns the LSTM into torch.ao.nn.quantized.dynamic.LSTM: it streams,
+    equal to its offline encoding up to the per-call activation quantisation."""
+    import warnings
+
+    torch.manual_seed(0)
+    enc = AudioEncoder(input_size=6, hidden_size=5, num_layers=2).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notices
+        quantized = torch.ao.quantization.quantize_dynamic(enc, {nn.LSTM, nn.Linear},
+                                                           dtype=torch.qint8)
+    stream, x = StreamingEncoder(quantized), torch.randn(2, 10, 6)
+    with torch.no_grad():
+        for start in range(0, 10, 2):
+            z = stream(x[:, start:start + 2])
+        torch.testing.assert_close(z, quantized(x), atol=1e-2, rtol=0)
+        torch.testing.assert_close(z, enc(x), atol=5e-2, rtol=0)
+    with pytest.raises(ValueError, match=r"got Sequential whose \.rnn is a torch.nn.modules."
+                                         r"linear.Linear"):
+        holder = nn.Sequential()
+        holder.rnn = nn.Linear(3, 3)
+        StreamingEncoder(holder)
+    with pytest.raises(ValueError, match="encoder must be an LSTM or GRU layer"):
+        StreamingEncoder(nn.Linear(3, 3))
+
+
 def test_distillation_loss_equals_the_formula_with_kl_div():
     torch.manual_seed(0)
     s, t, y = torch.randn(8, 5, requires_grad=True), torch.randn(8, 5), torch.randint(5, (8,))

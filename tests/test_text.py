@@ -1,5 +1,9 @@
 """The text pipeline: tokenizer, vocabulary, padding, and the two text encoders."""
 
+import random
+import string
+import unicodedata
+
 import pytest
 import torch
 from torch import nn
@@ -28,6 +32,39 @@ def test_tokenize():
     assert tokenize("") == [] and tokenize("   ") == []
     with pytest.raises(TypeError, match="text must be a str"):
         tokenize(["a"])
+
+
+def _reference_tokenize(text: str) -> list[str]:
+    """The same rule written with Unicode properties in the `regex` module: runs of
+    letters, marks and numbers (L, M, N), and every other non-space character alone."""
+    regex = pytest.importorskip("regex")
+    text = unicodedata.normalize("NFC", text).lower()
+    return regex.findall(r"[\p{L}\p{M}\p{N}]+|[^\s\p{L}\p{M}\p{N}]", text)
+
+
+@pytest.mark.parametrize("text", [
+    "Naïve café, Straße!",  # the issue's case: it used to split at ï, é and ß
+    "Nai\u0308ve cafe\u0301",  # the same words typed with combining accents (NFD)
+    "Ελληνικά και русский текст.",
+    "नमस्ते दुनिया",  # Devanagari: vowel signs are combining marks
+    "日本語のテキスト、句読点。",
+    "x² + ٣ = snake_case 3.14 😀",
+    "İstanbul ÉCOLE",
+])
+def test_tokenize_unicode_letters_against_a_reference(text):
+    assert tokenize(text) == _reference_tokenize(text)
+    assert tokenize(unicodedata.normalize("NFD", text)) == tokenize(text)
+
+
+def test_tokenize_ascii_fast_path_is_the_general_rule():
+    from mmbook.text import _ASCII_TOKEN, _unicode_tokens
+
+    g = random.Random(0)
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " \t\n\x0b\x0c"
+    for _ in range(300):
+        text = "".join(g.choice(alphabet) for _ in range(g.randint(0, 30))).lower()
+        assert _ASCII_TOKEN.findall(text) == _unicode_tokens(text) == _reference_tokenize(text)
+    assert tokenize("Naïve café, Straße!") == ["naïve", "café", ",", "straße", "!"]
 
 
 def test_vocabulary_round_trip_on_every_generated_sentence():
@@ -142,3 +179,9 @@ def test_encoders_refuse_bad_input(enc):
         enc(ids.float(), lengths)
     with pytest.raises(ValueError, match="lengths"):
         enc(ids, lengths[:2])
+    # an empty batch: it failed inside torch ("cannot reshape tensor of 0 elements",
+    # "Cannot pack empty tensors"); now the argument and what is expected are named
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"ids is an empty batch \(shape \(0, 6\)\): "
+                                             r"expected at least one sentence"):
+            enc.train(train)(ids[:0], lengths[:0])

@@ -164,3 +164,35 @@ def test_environment_is_detected_in_one_place(monkeypatch):
     assert environment() == "jupyter"
     monkeypatch.setitem(sys.modules, "google.colab", sys)
     assert environment() == "colab"
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr", "csc", "bsr", "scipy_csr", "scipy_coo"])
+def test_sparse_matrices_of_every_layout(layout):
+    """Issue 23: only COO was handled (CSR: "unsupported tensor layout"; scipy: "must be
+    numeric, got dtype object"). to_tensor makes them dense; as_sparse_coo gives COO."""
+    import scipy.sparse
+
+    from mmbook.utils import as_sparse_coo, is_sparse, to_tensor
+
+    dense = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 3.0]],
+                         dtype=torch.float64)
+    x = {"coo": lambda: dense.to_sparse(), "csr": lambda: dense.to_sparse_csr(),
+         "csc": lambda: dense.to_sparse_csc(), "bsr": lambda: dense.to_sparse_bsr((1, 1)),
+         "scipy_csr": lambda: scipy.sparse.csr_matrix(dense.numpy()),
+         "scipy_coo": lambda: scipy.sparse.coo_matrix(dense.numpy())}[layout]()
+    assert is_sparse(x) and not is_sparse(dense) and not is_sparse(dense.numpy())
+    assert torch.equal(to_tensor(x, "x"), dense)
+    coo = as_sparse_coo(x, "x")
+    assert coo.layout == torch.sparse_coo and coo.is_coalesced()
+    assert torch.equal(coo.to_dense(), dense)
+    with pytest.raises(ValueError, match="x must be a sparse matrix"):
+        as_sparse_coo(dense, "x")
+
+
+def test_check_nonempty_batch_names_the_argument():
+    from mmbook.utils import check_nonempty_batch
+
+    check_nonempty_batch(torch.zeros(1, 0), "x")  # one sample (of length 0) is a batch
+    with pytest.raises(ValueError, match=r"x is an empty batch \(shape \(0, 3\)\): expected "
+                                         r"at least one sample \(N >= 1\)"):
+        check_nonempty_batch(torch.zeros(0, 3), "x")

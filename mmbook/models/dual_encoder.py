@@ -25,11 +25,19 @@ class DualEncoder(nn.Module):
 
     with :math:`\tau = e^{-t}` the temperature. Like CLIP, the scale is learned as its
     logarithm :math:`t` (a positive scale for any real :math:`t`), starts at
-    :math:`t = \log(1/0.07)` and is clamped to :math:`[0, \log 100]` (scale in [1, 100])
-    so the logits cannot grow without bound. CLIP clamps the parameter after each
-    optimizer step; here the clamp sits in the forward pass, so any training loop
-    (:class:`mmbook.train.Trainer`) gets it. ``forward`` returns the logit matrix, which
-    :func:`mmbook.losses.clip_loss` turns into the symmetric InfoNCE loss.
+    :math:`t = \log(1/0.07)` and is kept in :math:`[0, \log 100]` (scale in [1, 100])
+    so the logits cannot grow without bound.
+
+    The clamp acts on the parameter, not on the computation: CLIP (and open_clip's
+    training loop) clamps :math:`t` in place after each optimizer step, so its gradient
+    is never cut. (Clamping inside the forward pass, ``t.clamp(0, log 100).exp()``,
+    would give :math:`t` a gradient of exactly 0 once a step pushes it out of range: the
+    temperature would be stuck for good.) :meth:`clamp_logit_scale_` does the clamp; it
+    runs at the start of every forward pass, which is the same as after every step for
+    any training loop (:class:`mmbook.train.Trainer` included), and
+    :meth:`clamp_after_each_step` also registers it on an optimizer, so that the stored
+    value is in range right after each step (as in CLIP). ``forward`` returns the logit
+    matrix, which :func:`mmbook.losses.clip_loss` turns into the symmetric InfoNCE loss.
 
     Args:
         encoder_a, encoder_b: modules with an ``out_features`` attribute (or an
@@ -104,14 +112,46 @@ class DualEncoder(nn.Module):
         """Unit-norm embeddings of modality b, :math:`(N, E)`."""
         return F.normalize(self.proj_b(self.encoder_b(*inputs)), dim=1)
 
+    @torch.no_grad()
+    def clamp_logit_scale_(self) -> DualEncoder:
+        r"""Clamp the parameter :math:`t` in place to :math:`[0, \log(\text{max\_logit\_scale})]`.
+
+        CLIP's rule (open_clip's training loop does it after ``optimizer.step()``): the
+        value is clamped, its gradient never is. Returns ``self``.
+        """
+        self.logit_scale.clamp_(0.0, self.max_log_scale)
+        return self
+
+    def clamp_after_each_step(self, optimizer: torch.optim.Optimizer):
+        """Register :meth:`clamp_logit_scale_` to run after each ``optimizer.step()``.
+
+        Returns the hook's handle (``handle.remove()`` undoes it). Not needed for correct
+        training (every forward pass clamps first); it keeps the stored value in range
+        between steps, as CLIP does.
+
+        Examples:
+            >>> model = DualEncoder(nn.Linear(4, 8), nn.Linear(3, 8), embed_dim=2)
+            >>> opt = torch.optim.SGD(model.parameters(), lr=1.0)
+            >>> handle = model.clamp_after_each_step(opt)
+            >>> model.logit_scale.grad = torch.tensor(-10.0)  # a step far above log 100
+            >>> opt.step()
+            >>> round(model.logit_scale.item(), 4) == round(math.log(100), 4)
+            True
+        """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        return optimizer.register_step_post_hook(lambda *_: self.clamp_logit_scale_())
+
     def scale(self) -> torch.Tensor:
-        r"""The clamped logit scale :math:`e^t = 1/\tau` (a scalar tensor)."""
-        return self.logit_scale.clamp(0.0, self.max_log_scale).exp()
+        r"""The logit scale :math:`e^t = 1/\tau` (a scalar tensor), after clamping :math:`t`."""
+        self.clamp_logit_scale_()
+        return self.logit_scale.exp()
 
     @property
     def temperature(self) -> float:
-        r"""The current temperature :math:`\tau` (a float)."""
-        return 1.0 / self.scale().item()
+        r"""The current temperature :math:`\tau` (a float), with :math:`t` clamped."""
+        return math.exp(-min(max(self.logit_scale.item(), 0.0), self.max_log_scale))
 
     def forward(self, *inputs) -> torch.Tensor:
         self._check_inputs(inputs)

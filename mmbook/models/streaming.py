@@ -8,6 +8,13 @@ arrives: keep :math:`(h_t, c_t)` between chunks and feed each new chunk from the
 which gives exactly the offline result on the whole sequence (the tests check it against
 :class:`mmbook.encoders.AudioEncoder` with lengths). A backward (bidirectional) layer needs
 the future, so it cannot stream.
+
+The carried state is **detached** from the autograd graph after each chunk: gradients
+flow through the frames of the current chunk only, not back into earlier chunks. This is
+*truncated back-propagation through time* (truncated BPTT, Williams & Peng, 1990), as in
+the usual stateful-RNN training loops. Without it, a stream encoded with gradients on
+would keep every past chunk's graph alive (memory growing with the stream) and a second
+``backward()`` would fail on the freed graph of the first chunk.
 """
 
 from __future__ import annotations
@@ -20,18 +27,45 @@ from ..utils import check_shape
 __all__ = ["StreamingEncoder"]
 
 
+def _is_dynamic_quantized_rnn(rnn: nn.Module) -> bool:
+    """``torch.ao.nn.quantized.dynamic.LSTM`` / ``GRU`` (what ``quantize_dynamic`` makes of
+    ``nn.LSTM`` / ``nn.GRU``; not subclasses of them)."""
+    return (type(rnn).__module__.startswith("torch.ao.nn.quantized.dynamic")
+            and getattr(rnn, "mode", None) in ("LSTM", "GRU"))
+
+
+def _recurrent_layer(encoder: nn.Module) -> nn.Module:
+    """The LSTM/GRU layer of ``encoder`` (itself, or its ``rnn``), float or quantised."""
+    rnn = getattr(encoder, "rnn", encoder)
+    if isinstance(rnn, (nn.LSTM, nn.GRU)) or _is_dynamic_quantized_rnn(rnn):
+        return rnn
+    where = f"{type(encoder).__name__}" + (f" whose .rnn is a {type(rnn).__module__}."
+                                           f"{type(rnn).__name__}" if rnn is not encoder else "")
+    raise ValueError(f"encoder must be an LSTM or GRU layer (nn.LSTM / nn.GRU, or their "
+                     f"dynamically quantised versions from quantize_dynamic), or a module "
+                     f"holding one as .rnn (an AudioEncoder); got {where}")
+
+
 class StreamingEncoder(nn.Module):
     """Wraps a unidirectional :class:`~mmbook.encoders.AudioEncoder` (or a batch-first
     ``nn.LSTM`` / ``nn.GRU``) to encode a stream chunk by chunk, carrying the state.
 
     ``forward(chunk)`` consumes the next frames and returns the encoding of everything seen
-    so far (the top layer's hidden state); :meth:`reset` starts a new stream.
+    so far (the top layer's hidden state); :meth:`reset` starts a new stream. The state
+    is carried detached (truncated BPTT, see the module's docstring): the returned encoding
+    has gradients through the current chunk only.
+
+    A dynamically quantised encoder (``torch.ao.quantization.quantize_dynamic``) streams
+    too. It quantises its activations at each call with that call's range, so its
+    streamed encoding differs from its offline one at the quantisation level (about
+    :math:`10^{-3}`), not exactly as a float encoder's does.
 
     Args:
-        encoder: an ``AudioEncoder`` (its ``rnn``) or a batch-first ``nn.LSTM``/``nn.GRU``.
+        encoder: an ``AudioEncoder`` (its ``rnn``) or a batch-first ``nn.LSTM``/``nn.GRU``,
+            float or dynamically quantised.
 
     Raises:
-        ValueError: a bidirectional or not batch-first recurrent layer.
+        ValueError: no LSTM/GRU layer, a bidirectional or not batch-first one.
 
     Shape:
         - chunk: :math:`(N, T_c, F)`, any :math:`T_c \\ge 1`
@@ -44,14 +78,13 @@ class StreamingEncoder(nn.Module):
         ...     z = stream(x[:, start:start + 2])
         >>> torch.allclose(z, lstm(x)[1][0][-1], atol=1e-6)
         True
+        >>> stream.state[0].grad_fn is None  # carried detached: truncated BPTT
+        True
     """
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
-        rnn = getattr(encoder, "rnn", encoder)
-        if not isinstance(rnn, (nn.LSTM, nn.GRU)):
-            raise ValueError(f"encoder must be an AudioEncoder, nn.LSTM or nn.GRU, got "
-                             f"{type(encoder).__name__}")
+        rnn = _recurrent_layer(encoder)
         if rnn.bidirectional:
             raise ValueError("encoder is bidirectional: its backward layer needs the future "
                              "frames, so it cannot stream")
@@ -75,7 +108,12 @@ class StreamingEncoder(nn.Module):
             if n_state != chunk.shape[0]:
                 raise ValueError(f"chunk has batch size {chunk.shape[0]} but the stream holds "
                                  f"{n_state}: call reset() to start a new stream")
-        _, self.state = self.rnn(chunk, self.state)
+        _, state = self.rnn(chunk, self.state)
+        # truncated BPTT: carry the values, not the graph of the chunks already seen
+        if isinstance(state, tuple):
+            self.state = tuple(s.detach() for s in state)  # (h, c) of an LSTM
+        else:
+            self.state = state.detach()  # h of a GRU
         self.frames_seen += chunk.shape[1]
-        h = self.state[0] if isinstance(self.state, tuple) else self.state
+        h = state[0] if isinstance(state, tuple) else state
         return h[-1]  # (N, H): the top layer's state after the last frame
