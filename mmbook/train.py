@@ -199,13 +199,14 @@ class Trainer:
     (:class:`~mmbook.distributed.GlobalBatchSampler`): W processes take the same steps as
     one, up to the order of floating-point additions. A manual-optimisation model is
     not wrapped: its parameters and buffers are copied from rank 0 once, and each
-    optimizer averages its gradients over the processes just before its ``step`` (so
-    its backward passes may leave some parameters without gradients; buffers such as
-    batch-norm statistics then stay per process). Every process computes the same history (the losses are summed over all
-    processes); rank 0 alone prints and writes checkpoints. :meth:`evaluate` shards the
-    data without padding and counts every item once, so every process must call it. A
-    training set smaller than W, which would leave a process without items, is an
-    error. A ``DataLoader`` whose sampler has ``set_epoch`` (a ``DistributedSampler``) is
+    optimizer averages its parameters' gradients over the processes just before its
+    ``step`` (a parameter may go without a gradient, if it does so on every process;
+    buffers such as batch-norm statistics stay per process). Every process computes the
+    same history (the losses are summed over all processes); rank 0 alone prints and
+    writes checkpoints. :meth:`evaluate` shards the data without padding and counts
+    every item once, so every process must call it. A training set smaller than W,
+    which would leave a process without items, is an error. A ``DataLoader`` whose
+    sampler has ``set_epoch`` (a ``DistributedSampler``) is
     used as it is, with ``set_epoch(epoch)`` each epoch.
 
     Args:

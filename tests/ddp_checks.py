@@ -29,11 +29,11 @@ def mlp(dropout=0.0):
 
 
 class StepModel(nn.Module):
-    """The plain MLP with its loss in training_step (automatic optimisation)."""
+    """An MLP (default: :func:`mlp`) with its loss in training_step (automatic optimisation)."""
 
-    def __init__(self):
+    def __init__(self, net=None):
         super().__init__()
-        self.net = mlp()
+        self.net = mlp() if net is None else net
 
     def forward(self, x):
         return self.net(x)

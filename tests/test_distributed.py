@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ddp_checks  # a sibling file, run by torchrun below
 import pytest
 import torch
 
@@ -34,16 +35,6 @@ def runs(tmp_path_factory):
     return torch.load(tmp / "one.pt"), torch.load(tmp / "two.pt"), one.stdout, two.stdout
 
 
-def ddp_checks():
-    """The module of the checks (it sits beside this file, not in a package)."""
-    sys.path.insert(0, str(HERE))
-    try:
-        import ddp_checks as module
-    finally:
-        sys.path.remove(str(HERE))
-    return module
-
-
 def _close_states(a, b):
     assert a.keys() == b.keys()
     for k in a:
@@ -61,8 +52,8 @@ def test_two_processes_train_as_one(runs, kind):
         torch.testing.assert_close(torch.tensor(h2[k]), torch.tensor(h1[k]), rtol=1e-4,
                                    atol=1e-5, equal_nan=True, msg=k)
     # the weights moved: the comparison is not between two initial states
-    init = {"default": ddp_checks().mlp, "hook": ddp_checks().StepModel,
-            "manual": ddp_checks().TwoOptimizers}[kind]().state_dict()
+    init = {"default": ddp_checks.mlp, "hook": ddp_checks.StepModel,
+            "manual": ddp_checks.TwoOptimizers}[kind]().state_dict()
     assert any(not torch.allclose(one[kind]["state"][k], v) for k, v in init.items())
 
 

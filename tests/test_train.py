@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from ddp_checks import StepModel, TwoOptimizers  # a sibling file: the DDP test's models
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -369,21 +370,9 @@ def test_scratch_optimizers_check_their_hyperparameters(cls, kwargs, match):
 
 
 # ------------------------------------------------------------------ model-side hooks (issue 22)
-class _StepMLP(nn.Module):
+def _StepMLP():
     """_mlp() with the loss in training_step: the hook path must train it identically."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = _mlp()
-
-    def forward(self, x):
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self(x)
-        return {"loss": F.cross_entropy(logits, y),
-                "acc": (logits.argmax(1) == y).float().mean()}
+    return StepModel(_mlp())
 
 
 def test_training_step_trains_as_the_default_path_and_logs_its_scalars():
@@ -406,7 +395,7 @@ def test_training_step_trains_as_the_default_path_and_logs_its_scalars():
 
 
 def test_validation_step_and_configure_optimizers():
-    class Model(_StepMLP):
+    class Model(StepModel):
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.2)
 
@@ -428,32 +417,11 @@ def test_validation_step_and_configure_optimizers():
     assert isinstance(tr.optimizer_, torch.optim.Adam)
 
 
-class _TwoHeads(nn.Module):
-    """Two optimizers, each head with its own loss, stepped by the model (manual)."""
+class _TwoHeads(TwoOptimizers):
+    """Two optimizers, each head with its own loss, stepped by the model (manual), and no
+    validation_step."""
 
-    automatic_optimization = False
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.a, self.b = nn.Linear(2, 3), nn.Linear(2, 3)
-
-    def configure_optimizers(self):
-        return [torch.optim.SGD(self.a.parameters(), lr=0.1),
-                torch.optim.Adam(self.b.parameters(), lr=0.01)]
-
-    def training_step(self, batch, batch_idx, optimizers):
-        x, y = batch
-        opt_a, opt_b = optimizers
-        loss_a = F.cross_entropy(self.a(x), y)
-        opt_a.zero_grad()
-        loss_a.backward()
-        opt_a.step()
-        loss_b = F.cross_entropy(self.b(x) + self.a(x).detach(), y)
-        opt_b.zero_grad()
-        loss_b.backward()
-        opt_b.step()
-        return {"loss_a": loss_a.detach(), "loss_b": loss_b.detach()}
+    validation_step = None
 
 
 def test_manual_optimisation_with_two_optimizers_equals_the_hand_written_loop():
