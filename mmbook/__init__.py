@@ -28,6 +28,7 @@ _SUBMODULES = (
     "missing",
     "fusion",
     "models",
+    "distributed",
     "train",
     "profile",
     "plot",

@@ -149,6 +149,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     :math:`T^2` keeps the soft term's gradients on the scale of the hard one as :math:`T`
     grows (the soft gradients shrink as :math:`1/T^2`). The KL divergence is averaged
     over the batch; without ``target`` only the soft term is returned (``alpha`` ignored).
+    A class with teacher probability 0 (a logit of :math:`-\infty`, a masked class)
+    contributes :math:`0 \log(0 / q) = 0`, as in ``F.kl_div`` with a probability target,
+    even where the student masks it too.
 
     Args:
         student_logits: the student's logits.
@@ -169,6 +172,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         >>> s = torch.tensor([[2.0, 0.0]]); t = s.clone()
         >>> float(distillation_loss(s, t))  # identical logits: no divergence
         0.0
+        >>> masked = torch.tensor([[2.0, -float("inf")]])  # both mask class 1
+        >>> float(distillation_loss(masked, masked))
+        0.0
     """
     T = check_positive(temperature, "temperature")
     alpha = check_probability(alpha, "alpha")
@@ -176,8 +182,10 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     check_shape(teacher_logits, tuple(student_logits.shape), "teacher_logits")
     log_p_student = F.log_softmax(student_logits / T, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits.detach() / T, dim=1)
-    soft = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
-    soft = soft * T ** 2
+    p_teacher = log_p_teacher.exp()
+    # 0 log(0 / q) = 0: a class the teacher masks (-inf) adds nothing, whatever the student
+    log_ratio = torch.where(p_teacher > 0, log_p_teacher - log_p_student, 0.0)
+    soft = (p_teacher * log_ratio).sum(dim=1).mean() * T ** 2
     if target is None:
         return soft
     check_shape(target, (student_logits.shape[0],), "target")

@@ -44,7 +44,9 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         = \\frac{1}{N} \\sum_{n} \\Big(\\log \\sum_c e^{z_{n,c}} - z_{n, y_n}\\Big)
 
     With probabilities :math:`p_{n,c}` as target, :math:`-\\frac1N\\sum_n\\sum_c p_{n,c}
-    \\log \\mathrm{softmax}(z_n)_c`. The log-sum-exp form avoids overflow.
+    \\log \\mathrm{softmax}(z_n)_c`, where a class with :math:`p_{n,c} = 0` adds 0 even
+    if its logit is :math:`-\\infty` (a masked class; ``F.cross_entropy`` returns NaN
+    there). The log-sum-exp form avoids overflow.
 
     Shape:
         - logits: :math:`(N, C)`
@@ -55,7 +57,8 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}")
     log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (N, C) log-softmax
     if target.shape == logits.shape and target.is_floating_point():
-        return -(target * log_p).sum(1).mean()
+        # 0 log 0 = 0: a class of probability 0 adds nothing, even with a logit of -inf
+        return -torch.where(target > 0, target * log_p, 0.0).sum(1).mean()
     if target.shape != logits.shape[:1] or target.is_floating_point():
         raise ValueError(f"target must be integer classes of shape ({logits.shape[0]},) or "
                          f"probabilities of shape {tuple(logits.shape)}, got "

@@ -15,8 +15,8 @@ def _run(args, tmp_path, env):
 
 
 def test_single_process_is_deterministic():
-    a = train(epochs=1, batch_size=32, n_train=64, log=lambda s: None)
-    b = train(epochs=1, batch_size=32, n_train=64, log=lambda s: None)
+    a = train(epochs=1, batch_size=32, n_train=64, progress=False)
+    b = train(epochs=1, batch_size=32, n_train=64, progress=False)
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
     assert a["world_size"] == 1 and len(a["losses"]) == 1
@@ -49,3 +49,15 @@ def test_bad_arguments_are_named():
         train(epochs=0)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         train(batch_size=2.5)
+
+
+def test_checkpoint_and_resume_continue_the_run(tmp_path):
+    """--checkpoint F --resume F: the first launch starts (no F yet), the second continues."""
+    ckpt = str(tmp_path / "ckpt.pt")
+    straight = train(epochs=2, batch_size=32, n_train=64, progress=False)
+    first = train(epochs=1, batch_size=32, n_train=64, progress=False, checkpoint=ckpt,
+                  resume=ckpt)
+    resumed = train(epochs=2, batch_size=32, n_train=64, progress=False, resume=ckpt)
+    assert len(first["losses"]) == 1 and resumed["losses"] == straight["losses"]
+    for k, v in straight["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][k], v), k

@@ -90,3 +90,92 @@ def test_bad_input(call, match):
     z_a, z_b = _pairs()
     with pytest.raises(ValueError, match=match):
         call(z_a, z_b)
+
+
+# ------------------------------------------------------- 0 log 0 = 0: masked classes (issue 23)
+def _kl_reference(s, t, T):
+    """Hinton's soft term with F.kl_div and a probability target (which takes 0 log 0 = 0)."""
+    return F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean") * T ** 2
+
+
+def _xlogy_reference(s, t, T):
+    """The same sum written with xlogy: sum_c p log p - p log q, with xlogy(0, .) = 0."""
+    p, q = F.softmax(t / T, 1), F.softmax(s / T, 1)
+    return (torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum(1).mean() * T ** 2
+
+
+def _issue_23_logits():
+    """The issue's example: a class masked with -inf in the teacher, T = 4."""
+    torch.manual_seed(0)
+    s, t = torch.randn(4, 5), torch.randn(4, 5)
+    t[:, -1] = -math.inf
+    return s, t
+
+
+def test_distillation_loss_with_a_class_masked_by_the_teacher():
+    from mmbook.losses import distillation_loss
+
+    s, t = _issue_23_logits()
+    s.requires_grad_()
+    got = distillation_loss(s, t, temperature=4.0)
+    want = _kl_reference(s, t, 4.0)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got, _xlogy_reference(s, t, 4.0))
+    assert round(got.item(), 3) == 3.954  # the value the issue expected
+    got.backward()
+    assert torch.isfinite(s.grad).all()
+    g_want, = torch.autograd.grad(_kl_reference(s, t, 4.0), s)
+    torch.testing.assert_close(s.grad, g_want)
+    y = torch.tensor([0, 1, 2, 3])
+    torch.testing.assert_close(distillation_loss(s, t, y, temperature=4.0, alpha=0.3),
+                               0.3 * want + 0.7 * F.cross_entropy(s, y))
+
+
+def test_distillation_loss_with_a_class_masked_by_both():
+    """F.kl_div is NaN here too (0 * -inf); the class has no mass: drop it for the reference."""
+    from mmbook.losses import distillation_loss
+
+    s, t = _issue_23_logits()
+    s[:, -1] = -math.inf
+    s.requires_grad_()
+    got = distillation_loss(s, t, temperature=4.0)
+    torch.testing.assert_close(got, _kl_reference(s[:, :-1], t[:, :-1], 4.0))
+    torch.testing.assert_close(got, _xlogy_reference(s, t, 4.0))
+    got.backward()
+    assert torch.isfinite(s.grad).all() and (s.grad[:, -1] == 0).all()
+    # the student alone masking a class the teacher uses: an infinite divergence, not NaN
+    s2, t2 = _issue_23_logits()
+    assert distillation_loss(t2, s2).item() == math.inf
+
+
+def test_scratch_cross_entropy_with_probability_targets_and_a_masked_class():
+    from mmbook.optim import cross_entropy
+
+    s, t = _issue_23_logits()
+    p = F.softmax(t, 1)  # probability 0 on the last class
+    z = s.clone()
+    z[:, -1] = -math.inf  # the logits mask it too
+    z.requires_grad_()
+    got = cross_entropy(z, p)
+    want = -torch.special.xlogy(p, F.softmax(z, 1)).sum(1).mean()  # xlogy(0, 0) = 0
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got, F.cross_entropy(z[:, :-1], p[:, :-1]))
+    assert torch.isnan(F.cross_entropy(z, p))  # torch's own is NaN here
+    got.backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_attention_entropy_of_masked_weights_equals_scipy_and_has_finite_gradients():
+    """attention_entropy already takes 0 log 0 = 0 (log of a clamped weight): checked here."""
+    from scipy.stats import entropy
+
+    from mmbook.attention import attention_entropy
+
+    scores = torch.tensor([[1.0, 2.0, -math.inf, 0.5], [-math.inf, 3.0, -math.inf, -math.inf]],
+                          requires_grad=True)
+    weights = torch.softmax(scores, 1)
+    got = attention_entropy(weights)
+    torch.testing.assert_close(got, torch.tensor(entropy(weights.detach().numpy(), axis=1),
+                                                 dtype=torch.float32))
+    got.sum().backward()
+    assert torch.isfinite(scores.grad).all()

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from ddp_checks import StepModel, TwoOptimizers  # a sibling file: the DDP test's models
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -366,3 +367,158 @@ def test_results_row_matches_its_parts():
 def test_scratch_optimizers_check_their_hyperparameters(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(_mlp().parameters(), **kwargs)
+
+
+# ------------------------------------------------------------------ model-side hooks (issue 22)
+def _StepMLP():
+    """_mlp() with the loss in training_step: the hook path must train it identically."""
+    return StepModel(_mlp())
+
+
+def test_training_step_trains_as_the_default_path_and_logs_its_scalars():
+    x, y = _blobs()
+    xv, yv = _blobs(30, seed=1)
+    plain = Trainer(_mlp(), max_epochs=3, batch_size=8, progress=False, device="cpu")
+    hooked = Trainer(_StepMLP(), max_epochs=3, batch_size=8, progress=False, device="cpu")
+    plain.fit((x, y), (xv, yv))
+    hooked.fit((x, y), (xv, yv))  # no validation_step: training_step under no_grad
+    for a, b in zip(plain.model.parameters(), hooked.model.parameters()):
+        assert torch.equal(a, b)
+    for key in ("train_loss", "val_loss"):
+        torch.testing.assert_close(hooked.history_[key], plain.history_[key])
+    # the logged "acc" is a mean per batch, weighted by the batch size: the same accuracy
+    torch.testing.assert_close(hooked.history_["train_acc"], plain.history_["train_acc"])
+    torch.testing.assert_close(hooked.history_["val_acc"], plain.history_["val_acc"])
+    got = hooked.evaluate((xv, yv))
+    assert set(got) == {"loss", "acc"}
+    torch.testing.assert_close(got["acc"], plain.evaluate((xv, yv))["accuracy"])
+
+
+def test_validation_step_and_configure_optimizers():
+    class Model(StepModel):
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.2)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self(x)
+            return {"loss": F.cross_entropy(logits, y),
+                    "error": (logits.argmax(1) != y).float().mean()}
+
+    x, y = _blobs()
+    tr = Trainer(Model(), max_epochs=2, progress=False, device="cpu").fit((x, y), (x, y))
+    assert isinstance(tr.optimizer_, torch.optim.SGD) and tr.optimizers_ == [tr.optimizer_]
+    assert len(tr.history_["val_error"]) == 2 and math.isnan(tr.history_["val_acc"][0])
+    err = tr.evaluate((x, y))["error"]
+    assert err == pytest.approx(1 - (tr.predict((x, y)).argmax(1) == y).float().mean().item())
+    # the optimizer argument wins over configure_optimizers
+    tr = Trainer(Model(), functools.partial(torch.optim.Adam, lr=0.01), max_epochs=1,
+                 progress=False, device="cpu").fit((x, y))
+    assert isinstance(tr.optimizer_, torch.optim.Adam)
+
+
+class _TwoHeads(TwoOptimizers):
+    """Two optimizers, each head with its own loss, stepped by the model (manual), and no
+    validation_step."""
+
+    validation_step = None
+
+
+def test_manual_optimisation_with_two_optimizers_equals_the_hand_written_loop():
+    x, y = _blobs()
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)  # a fixed order for both
+    tr = Trainer(_TwoHeads(), max_epochs=3, progress=False, device="cpu").fit(loader)
+    ref = _TwoHeads()
+    opts, losses = ref.configure_optimizers(), []
+    for _ in range(3):
+        logs = [ref.training_step(batch, i, opts) for i, batch in enumerate(loader)]
+        losses.append(sum(float(d["loss_a"]) * 16 for d in logs) / 64)
+    for a, b in zip(tr.model.parameters(), ref.parameters()):
+        assert torch.equal(a, b)  # no extra backward or step by the Trainer
+    assert not torch.equal(ref.a.weight, _TwoHeads().a.weight)  # and it trained
+    assert not torch.equal(ref.b.weight, _TwoHeads().b.weight)
+    torch.testing.assert_close(tr.history_["train_loss_a"], losses)
+    assert len(tr.optimizers_) == 2 and all(math.isnan(v) for v in tr.history_["train_loss"])
+    with pytest.raises(ValueError, match="must define validation_step"):
+        Trainer(_TwoHeads(), progress=False).fit((x, y), (x, y))
+
+
+def test_hook_losses_get_the_nonfinite_rule():
+    x, y = _nan_batch_data()
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    with pytest.raises(T.NonFiniteLossError, match=r"epoch 1, batch 2 of 4"):
+        Trainer(_StepMLP(), max_epochs=2, progress=False, device="cpu").fit(loader)
+    tr = Trainer(_StepMLP(), max_epochs=2, progress=False, device="cpu",
+                 on_nonfinite="skip").fit(loader)
+    assert tr.history_["skipped_batches"] == [1, 1]
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+    with pytest.raises(T.NonFiniteLossError, match=r"epoch 1, batch 2 of 4"):
+        Trainer(_TwoHeads(), max_epochs=1, progress=False, device="cpu").fit(loader)
+
+
+@pytest.mark.parametrize("out, match", [
+    (torch.ones(3), r"'loss' must be a scalar, got shape \(3,\)"),
+    ({"acc": torch.tensor(1.0)}, r"must return the loss to minimise.*\['acc'\]"),
+    ("nope", "must return a scalar loss tensor or a non-empty dict"),
+])
+def test_bad_training_step_outputs_are_named(out, match):
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def training_step(self, batch, batch_idx):
+            return out
+
+    x, y = _blobs()
+    with pytest.raises((TypeError, ValueError), match=match):
+        Trainer(Bad(), max_epochs=1, progress=False, device="cpu").fit((x, y))
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _fit_state(tr):
+    return repr({k: v for k, v in tr.history_.items() if k != "epoch_time"}), \
+        [p.detach().clone() for p in tr.model.parameters()]
+
+
+@pytest.mark.parametrize("patience", [None, 10])
+def test_resume_two_plus_two_epochs_equals_four(tmp_path, patience):
+    """Weights, Adam's moments, the shuffling and dropout's random state all continue."""
+    x, y = _blobs()
+    xv, yv = _blobs(30, seed=1)
+    kw = dict(batch_size=8, patience=patience, progress=False, device="cpu")
+    straight = Trainer(_mlp(), max_epochs=4, **kw).fit((x, y), (xv, yv))
+    first = Trainer(_mlp(), max_epochs=2, **kw).fit((x, y), (xv, yv))
+    first.save_checkpoint(tmp_path / "ckpt.pt")
+    resumed = Trainer(_mlp(seed=5), max_epochs=4, **kw)  # other initial weights: loaded
+    resumed.fit((x, y), (xv, yv), resume_from=tmp_path / "ckpt.pt")
+    h0, w0 = _fit_state(straight)
+    h1, w1 = _fit_state(resumed)
+    assert h0 == h1 and resumed.n_epochs_ == 4
+    assert all(torch.equal(a, b) for a, b in zip(w0, w1))
+    # the load_checkpoint / fit pair does the same; a fresh fit without it does not
+    again = Trainer(_mlp(seed=5), max_epochs=4, **kw).load_checkpoint(tmp_path / "ckpt.pt")
+    assert all(torch.equal(a, b) for a, b in zip(_fit_state(again.fit((x, y), (xv, yv)))[1], w0))
+    other = Trainer(_mlp(), max_epochs=2, **kw).fit((x, y), (xv, yv))
+    assert not all(torch.equal(a, b) for a, b in zip(_fit_state(other)[1], w0))
+
+
+def test_checkpoint_every_epoch_and_clear_errors(tmp_path):
+    x, y = _blobs()
+    path = tmp_path / "every.pt"
+    tr = Trainer(_mlp(), max_epochs=3, progress=False, device="cpu", checkpoint_path=path)
+    tr.fit((x, y))
+    ckpt = torch.load(path)
+    assert ckpt["epoch"] == 3 and ckpt["world_size"] == 1
+    assert [k for k in tmp_path.iterdir()] == [path]  # written atomically, nothing left
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(ckpt["model"][k], v)
+    torch.save(tr.model.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match="not a Trainer checkpoint"):
+        Trainer(_mlp(), progress=False, device="cpu").load_checkpoint(tmp_path / "weights.pt")
+    with pytest.raises(RuntimeError, match="fit first"):
+        Trainer(_mlp()).save_checkpoint(tmp_path / "x.pt")
+    model = _mlp()
+    two = [torch.optim.Adam(model[0].parameters()), torch.optim.Adam(model[3].parameters())]
+    with pytest.raises(ValueError, match="holds 1 optimizer states, this model trains with 2"):
+        Trainer(model, two, progress=False, device="cpu").fit((x, y), resume_from=path)

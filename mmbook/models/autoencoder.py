@@ -16,10 +16,12 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from ..encoders import mlp_head
 from ..fusion import WeightedSumFusion
 from ..missing import ModalityDropout
+from ..train import Trainer
 from ..utils import (
     check_finite,
     check_positive,
@@ -162,6 +164,44 @@ class CrossModalAutoencoder(nn.Module):
         return torch.stack([nn.functional.mse_loss(r, x) for r, x in zip(recon, xs)]).mean()
 
 
+class _GlobalPermutation(Sampler):
+    """A fresh ``torch.randperm(n)`` from the global generator at each epoch."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _AutoencoderLoss(nn.Module):
+    """:func:`fit_cross_modal_autoencoder`'s objective as :class:`~mmbook.train.Trainer`
+    hooks: the autoencoder, the optional classifier, the modality dropout."""
+
+    def __init__(self, model: CrossModalAutoencoder, classifier: nn.Module | None, p: float,
+                 lr: float):
+        super().__init__()
+        self.model, self.classifier = model, classifier
+        self.drop, self.lr = ModalityDropout(p), lr
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+    def training_step(self, batch, batch_idx):
+        M = self.model.num_modalities
+        xs, labels = list(batch[:M]), (batch[M] if self.classifier is not None else None)
+        present = self.drop(torch.ones(len(xs[0]), M, dtype=torch.bool, device=xs[0].device))
+        u = self.model.encode(xs, present)  # (N, latent_dim)
+        loss = torch.stack([nn.functional.mse_loss(dec(u), x)
+                            for dec, x in zip(self.model.decoders, xs)]).mean()
+        if self.classifier is not None:
+            loss = loss + nn.functional.cross_entropy(self.classifier(u), labels)
+        return loss
+
+
 def fit_cross_modal_autoencoder(model: CrossModalAutoencoder, xs, *, epochs: int = 20,
                                 batch_size: int = 64, lr: float = 1e-3, p: float = 0.5,
                                 seed: int = 0, classifier: nn.Module | None = None,
@@ -175,8 +215,10 @@ def fit_cross_modal_autoencoder(model: CrossModalAutoencoder, xs, *, epochs: int
               \;+\; \mathrm{CE}\big(\mathrm{classifier}(u), y\big)
 
     (the second term only with a ``classifier``: seed 003's encoder -> fusion -> decoder
-    + classifier pipeline, trained jointly). The model stays where it is; the data follow
-    it. Deterministic for a given ``seed``.
+    + classifier pipeline, trained jointly). The loss is the ``training_step`` of a
+    :class:`~mmbook.train.Trainer`, which does the shuffling, the updates and the
+    non-finite check. The model stays where it is; the data follow it. Deterministic for
+    a given ``seed``.
 
     Args:
         model: the autoencoder.
@@ -190,48 +232,38 @@ def fit_cross_modal_autoencoder(model: CrossModalAutoencoder, xs, *, epochs: int
 
     Returns:
         the mean training loss of each epoch.
+
+    Raises:
+        ValueError: an absent modality in ``xs``, ``classifier`` without ``labels`` (or
+            the reverse), or arguments outside their domain.
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> ae = CrossModalAutoencoder((5, 3), latent_dim=4, hidden_features=8)
+        >>> xs = [torch.randn(40, 5), torch.randn(40, 3)]
+        >>> losses = fit_cross_modal_autoencoder(ae, xs, epochs=5, batch_size=8, lr=1e-2)
+        >>> len(losses), losses[-1] < losses[0], ae.training
+        (5, True, False)
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive(lr, "lr")
-    drop = ModalityDropout(check_probability(p, "p", allow_one=False)).train()
+    p = check_probability(p, "p", allow_one=False)
     model._check(xs, None)
     if any(x is None for x in xs):
         raise ValueError("xs: training needs every modality of every sample (no None)")
     if (classifier is None) != (labels is None):
         raise ValueError("classifier and labels go together: pass both or neither")
-    device = next(model.parameters()).device
-    xs = [x.to(device) for x in xs]
-    n, M = xs[0].shape[0], len(xs)
     if labels is not None:
-        check_shape(labels, (n,), "labels")
-        labels = labels.to(device)
-        classifier.to(device).train()
-    params = list(model.parameters()) + ([] if classifier is None else
-                                         list(classifier.parameters()))
-    opt = torch.optim.Adam(params, lr=lr)
-    history = []
-    model.train()
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for _ in range(epochs):
-            order, total = torch.randperm(n, device=device), 0.0
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                batch = [x[idx] for x in xs]
-                present = drop(torch.ones(len(idx), M, dtype=torch.bool, device=device))
-                u = model.encode(batch, present)  # (n, latent_dim)
-                loss = torch.stack([nn.functional.mse_loss(dec(u), x)
-                                    for dec, x in zip(model.decoders, batch)]).mean()
-                if classifier is not None:
-                    loss = loss + nn.functional.cross_entropy(classifier(u), labels[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-            history.append(total / n)
-    model.eval()
-    if classifier is not None:
-        classifier.eval()
+        check_shape(labels, (xs[0].shape[0],), "labels")
+    task = _AutoencoderLoss(model, classifier, p, lr)
+    data = TensorDataset(*xs, *([] if labels is None else [labels]))
+    # the order is drawn from the global generator (which the Trainer seeds with seed)
+    # at the start of each epoch, as this function drew it before it used the Trainer
+    loader = DataLoader(data, batch_size=batch_size, sampler=_GlobalPermutation(len(data)),
+                        generator=torch.Generator())
+    trainer = Trainer(task, max_epochs=epochs, seed=seed, progress=False,
+                      device=next(model.parameters()).device)
+    history = trainer.fit(loader).history_["train_loss"]
+    task.eval()
     return history
