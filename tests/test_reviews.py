@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from mmbook.data.base import ModalityDataset
 from mmbook.data.reviews import (
     REVIEW_WORDS,
     SpokenReviews,
@@ -181,6 +184,25 @@ def test_bad_input_gets_clear_errors(data):
         make_spoken_reviews(50, n_speakers=2)
     with pytest.raises(ValueError, match="incongruent"):
         make_spoken_reviews(50, incongruent=1.5)
+
+
+def test_a_modality_dataset_built_by_name(data):
+    ds = data["val"]
+    assert isinstance(ds, ModalityDataset) and ds.num_classes is None
+    assert [f.name for f in dataclasses.fields(ds)][:5] == ["tokens", "acoustic", "visual",
+                                                            "lengths", "scores"]
+    assert len(ds.tensors) == 5 and all(a is b for a, b in zip(ds.tensors, (
+        ds.tokens, ds.acoustic, ds.visual, ds.lengths, ds.scores)))
+    for item, whole in zip(ds[3], ds.tensors):  # (*inputs, target), as the contract says
+        torch.testing.assert_close(item, whole[3])
+    copy = dataclasses.replace(ds, split="other")  # a copy by name, validated again
+    assert copy.split == "other" and copy.tensors[0] is ds.tokens and ds.split == "val"
+    with pytest.raises(ValueError, match="scores must lie in"):
+        dataclasses.replace(ds, scores=ds.scores * 2)
+    with pytest.raises(ValueError, match=r"texts must hold one sentence per utterance"):
+        dataclasses.replace(ds, texts=ds.texts[:-1])
+    with pytest.raises(ValueError, match="surface"):
+        dataclasses.replace(ds, surface=ds.surface[:-1])
 
 
 def test_standardized_by_speaker(data):

@@ -1,15 +1,12 @@
-"""Chapter 13's sentiment models and exercise checkers."""
+"""Chapter 13's sentiment models (the checkers: tests/test_exercises_ch13.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from mmbook.data.reviews import make_spoken_reviews, word_vectors
-from mmbook.exercises import ch13
 from mmbook.fusion import ConcatFusion, LowRankTensorFusion, TensorFusion
-from mmbook.metrics import sentiment_acc7, sentiment_binary
 from mmbook.models.sentiment import (
     CrossModalSentiment,
     ModalityEncoder,
@@ -81,55 +78,3 @@ def test_gradient_reaches_every_parameter(batch):
         model(tok, ac, vi, ln).sum().backward()
         missing = [n for n, p in model.named_parameters() if p.grad is None]
         assert not missing, (name, missing)
-
-
-# ----------------------------------------------------------------------------- checkers
-def test_check_acc2_nonzero_diagnoses():
-    assert ch13.check_acc2_nonzero(lambda p, y: sentiment_binary(p, y, "non-zero")["acc2"])
-    fb = ch13.check_acc2_nonzero(lambda p, y: np.mean((p >= 0) == (y >= 0)))
-    assert not fb and "non-negative convention" in fb.message
-    fb = ch13.check_acc2_nonzero(lambda p, y: np.mean((p[p != 0] > 0) == (y[p != 0] > 0)))
-    assert not fb and "*prediction*" in fb.message
-    fb = ch13.check_acc2_nonzero(lambda p, y: np.mean((p[y != 0] >= 0) == (y[y != 0] > 0)))
-    assert not fb and "exactly 0 counts as negative" in fb.message
-    fb = ch13.check_acc2_nonzero(lambda p, y: None)  # not written yet: pending, not wrong
-    assert not fb and "returned None" in fb.message
-    fb = ch13.check_acc2_nonzero(lambda p, y: 1 / 0)
-    assert not fb and "ZeroDivisionError" in fb.message
-
-
-def test_check_acc7_diagnoses():
-    assert ch13.check_acc7(sentiment_acc7)
-    fb = ch13.check_acc7(lambda p, y: np.mean(np.round(p) == np.round(y)))
-    assert not fb and "clip" in fb.message
-    fb = ch13.check_acc7(lambda p, y: np.mean(np.clip(p.astype(int), -3, 3)
-                                              == np.clip(y.astype(int), -3, 3)))
-    assert not fb and "truncate" in fb.message
-    fb = ch13.check_acc7(lambda p, y: np.mean(np.clip(np.round(p), -3, 3) == y))
-    assert not fb and "round the target" in fb.message
-    half_up = lambda x: np.clip(np.floor(x + 0.5), -3, 3)
-    fb = ch13.check_acc7(lambda p, y: np.mean(half_up(p) == half_up(y)))
-    assert not fb and "halves up" in fb.message  # not mistaken for the missing clip
-    fb = ch13.check_acc2_nonzero(lambda p, y: 100 * sentiment_binary(p, y, "non-zero")["acc2"])
-    assert not fb and "percentage" in fb.message
-    both = lambda p, y: (y != 0) & (p != 0)
-    fb = ch13.check_acc2_nonzero(lambda p, y: np.mean((p[both(p, y)] > 0) == (y[both(p, y)] > 0)))
-    assert not fb and "also dropped" in fb.message
-
-
-def _by_speaker(speakers, frac, seed):
-    rng = np.random.default_rng(seed)
-    ids = rng.permutation(np.unique(speakers))
-    return np.isin(speakers, ids[:round(frac * len(ids))])
-
-
-def test_check_speaker_split_diagnoses():
-    assert ch13.check_speaker_split(_by_speaker)
-    fb = ch13.check_speaker_split(lambda s, f, seed: np.random.default_rng(seed).random(len(s)) < f)
-    assert not fb and "split the *speakers*" in fb.message
-    fb = ch13.check_speaker_split(lambda s, f, seed: np.zeros(len(s), dtype=bool))
-    assert not fb and "empty" in fb.message
-    fb = ch13.check_speaker_split(lambda s, f, seed: (s < 15).astype(int))
-    assert not fb and "bool mask" in fb.message
-    fb = ch13.check_speaker_split(lambda s, f, seed: s < 15)
-    assert not fb and "about 5" in fb.message

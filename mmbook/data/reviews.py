@@ -39,9 +39,10 @@ Generative process (one utterance; every draw from one ``numpy`` generator seede
    is listed in :data:`ACOUSTIC_FEATURES` / :data:`VISUAL_FEATURES`. They stand for the
    frame features averaged over each word's interval, the word-aligned form in which
    MOSI's features are distributed.
-6. **Splits by speaker**: the speakers are shuffled and split 55 / 15 / 30 into train,
-   validation and test (close to MOSI's 52 / 10 / 31 % of utterances), so no test
-   speaker is ever seen in training (MOSI's protocol).
+6. **Splits by speaker**: the speakers are shuffled and split 55 / 15 / 30 % into train,
+   validation and test, so no test speaker is ever seen in training (MOSI's protocol;
+   MOSI's standard split puts 52, 10 and 31 of its 93 videos in train, validation and
+   test, which hold 1284, 229 and 686 of its 2199 utterances: 58 / 10 / 31 %).
 
 What a model can and cannot do, by construction: the words alone give the surface
 polarity, so on incongruent utterances a text-only model reads the opposite of the label;
@@ -51,7 +52,10 @@ speaker); fused, they recover the intended sentiment.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from importlib import resources
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -64,6 +68,7 @@ from ..utils import (
     check_shape,
     to_numpy,
 )
+from .base import ModalityDataset
 
 __all__ = [
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "review_lexicon",
@@ -216,11 +221,16 @@ def _text(rng, u: float, cands: dict, sigma_t: float) -> tuple[list, list, float
 
 
 # ----------------------------------------------------------------------------- dataset
-class SpokenReviews(torch.utils.data.Dataset):
+@dataclass(kw_only=True, eq=False, repr=False)
+class SpokenReviews(ModalityDataset):
     """One split of the spoken-reviews set: word-aligned text, voice and face, and a score.
 
-    Items are ``(tokens, acoustic, visual, length, score)``; a sentiment model is called
-    as ``model(tokens, acoustic, visual, lengths)``.
+    A :class:`~mmbook.data.base.ModalityDataset` whose items are
+    ``(tokens, acoustic, visual, length, score)``: the three modalities, then the number
+    of real words (an input, not a modality: ``modalities`` names the first three), then
+    the target. A sentiment model is called as ``model(tokens, acoustic, visual,
+    lengths)``. Fields are given by name (keyword-only); a modified copy is
+    ``dataclasses.replace(ds, acoustic=...)``, which validates again.
 
     Args:
         tokens: int64 ``(N, L)``, word ids into ``vocab``, 0 = padding.
@@ -233,38 +243,73 @@ class SpokenReviews(torch.utils.data.Dataset):
         texts: the N sentences.
         vocab: the word list (``vocab[0] == "<pad>"``).
         split: ``"train"``, ``"val"`` or ``"test"``.
-        surface: float32 ``(N,)``: VADER value of the words (their surface polarity).
+        surface: float32 ``(N,)``: VADER value of the words (their surface polarity), or
+            ``None``.
+
+    Attributes:
+        tensors: ``(tokens, acoustic, visual, lengths, scores)``: what a Trainer consumes.
+        modalities: ``("text", "acoustic", "visual")``.
+        num_classes: ``None``, the target is a score (metrics binarise it,
+            :mod:`mmbook.metrics`).
 
     Raises:
         ValueError: scores outside [-3, 3] or not finite, modalities whose batch or
-            sequence lengths disagree, lengths outside 1..L.
+            sequence lengths disagree, lengths outside 1..L, a per-utterance field (or
+            ``texts``) whose length is not N.
 
     Shape:
         ``ds[i]`` is ``(tokens (L,), acoustic (L, 4), visual (L, 4), length (), score ())``.
+
+    Examples:
+        >>> ds = make_spoken_reviews(60, seed=0)["train"]
+        >>> isinstance(ds, ModalityDataset), ds.modalities, ds.num_classes
+        (True, ('text', 'acoustic', 'visual'), None)
+        >>> [tuple(t.shape) for t in ds[0]] == [(ds.tokens.shape[1],),
+        ...                                     (ds.tokens.shape[1], 4),
+        ...                                     (ds.tokens.shape[1], 4), (), ()]
+        True
+        >>> quiet = dataclasses.replace(ds, visual=torch.zeros_like(ds.visual))
+        >>> quiet.split == ds.split and float(quiet.visual.abs().sum())
+        0.0
     """
 
-    modalities = REVIEW_MODALITIES
-    num_classes = None  # a regression target; metrics binarise it (mmbook.metrics)
+    modalities: ClassVar[tuple] = REVIEW_MODALITIES
+    num_classes: ClassVar[None] = None  # a regression target; metrics binarise it
 
-    def __init__(self, tokens, acoustic, visual, lengths, scores, speakers, incongruent,
-                 texts, vocab, split: str, surface=None):
-        check_shape(tokens, ("N", "L"), "tokens")
-        check_shape(acoustic, ("N", "L", None), "acoustic")
-        check_shape(visual, ("N", "L", None), "visual")
-        self._check_aligned(tokens, acoustic, visual)
-        for name, t in (("lengths", lengths), ("scores", scores), ("speakers", speakers),
-                        ("incongruent", incongruent)):
-            check_shape(t, (tokens.shape[0],), name)
-        check_finite(acoustic, "acoustic"), check_finite(visual, "visual")
-        _check_scores(scores)
-        L = tokens.shape[1]
-        if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > L):
+    tokens: torch.Tensor
+    acoustic: torch.Tensor
+    visual: torch.Tensor
+    lengths: torch.Tensor
+    scores: torch.Tensor
+    speakers: torch.Tensor
+    incongruent: torch.Tensor
+    texts: list
+    vocab: tuple
+    split: str
+    surface: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        check_shape(self.tokens, ("N", "L"), "tokens")
+        check_shape(self.acoustic, ("N", "L", None), "acoustic")
+        check_shape(self.visual, ("N", "L", None), "visual")
+        self._check_aligned(self.tokens, self.acoustic, self.visual)
+        n, L = self.tokens.shape
+        for name in ("lengths", "scores", "speakers", "incongruent"):
+            check_shape(getattr(self, name), (n,), name)
+        if self.surface is not None:
+            check_shape(self.surface, (n,), "surface")
+        if len(self.texts) != n:
+            raise ValueError(f"texts must hold one sentence per utterance (N={n}), got "
+                             f"{len(self.texts)}")
+        check_finite(self.acoustic, "acoustic"), check_finite(self.visual, "visual")
+        _check_scores(self.scores)
+        if n and (int(self.lengths.min()) < 1 or int(self.lengths.max()) > L):
             raise ValueError(f"lengths must lie in 1..{L} (the padded length L), got "
-                             f"{int(lengths.min())}..{int(lengths.max())}")
-        self.tokens, self.acoustic, self.visual = tokens, acoustic, visual
-        self.lengths, self.scores, self.speakers = lengths, scores, speakers
-        self.incongruent, self.texts, self.vocab, self.split = incongruent, texts, vocab, split
-        self.surface = surface
+                             f"{int(self.lengths.min())}..{int(self.lengths.max())}")
+        inputs = dict(zip(REVIEW_MODALITIES, (self.tokens, self.acoustic, self.visual)))
+        super().__init__({**inputs, "lengths": self.lengths}, self.scores, num_classes=0)
+        self.modalities = REVIEW_MODALITIES  # the lengths are an input, not a modality
+        self.num_classes = None
 
     @staticmethod
     def _check_aligned(tokens, acoustic, visual) -> None:
@@ -274,28 +319,19 @@ class SpokenReviews(torch.utils.data.Dataset):
                     f"{name} has shape {tuple(x.shape)} but tokens has {tuple(tokens.shape)}: "
                     f"word-aligned modalities must share (N, L), one feature vector per word")
 
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def __getitem__(self, i):
-        return self.tokens[i], self.acoustic[i], self.visual[i], self.lengths[i], self.scores[i]
-
     def __repr__(self) -> str:
         return (f"SpokenReviews(split={self.split!r}, n={len(self)}, L={self.tokens.shape[1]}, "
                 f"speakers={len(set(self.speakers.tolist()))}, "
                 f"incongruent={int(self.incongruent.sum())})")
 
-    @property
-    def tensors(self) -> tuple:
-        """``(tokens, acoustic, visual, lengths, scores)``: what a Trainer consumes."""
-        return self.tokens, self.acoustic, self.visual, self.lengths, self.scores
+    def _inputs(self) -> dict:
+        return {"text": self.tokens, "acoustic": self.acoustic, "visual": self.visual}
 
     def modality(self, name: str) -> torch.utils.data.TensorDataset:
         """One modality alone: items ``(x, length, score)`` (``x`` tokens or frames)."""
         if name not in self.modalities:
             raise ValueError(f"name must be one of {self.modalities}, got {name!r}")
-        x = {"text": self.tokens, "acoustic": self.acoustic, "visual": self.visual}[name]
-        return torch.utils.data.TensorDataset(x, self.lengths, self.scores)
+        return torch.utils.data.TensorDataset(self._inputs()[name], self.lengths, self.scores)
 
     def pooled(self, name: str) -> np.ndarray:
         """Utterance-level features for scikit-learn: word counts ``(N, V)`` for text,
@@ -314,11 +350,10 @@ class SpokenReviews(torch.utils.data.Dataset):
         idx = torch.as_tensor(index)
         if idx.dtype == torch.bool:
             idx = torch.nonzero(idx).flatten()
-        texts = [self.texts[i] for i in idx.tolist()]
+        per_item = {name: getattr(self, name)[idx] for name in _PER_UTTERANCE}
         surface = None if self.surface is None else self.surface[idx]
-        return SpokenReviews(self.tokens[idx], self.acoustic[idx], self.visual[idx],
-                             self.lengths[idx], self.scores[idx], self.speakers[idx],
-                             self.incongruent[idx], texts, self.vocab, self.split, surface)
+        return dataclasses.replace(self, **per_item, surface=surface,
+                                   texts=[self.texts[i] for i in idx.tolist()])
 
     def standardized_by_speaker(self) -> SpokenReviews:
         r"""A copy whose acoustic and visual features are z-scored per speaker.
@@ -332,7 +367,8 @@ class SpokenReviews(torch.utils.data.Dataset):
         """
         out = {}
         real = torch.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]  # (N, L)
-        for name, x in (("acoustic", self.acoustic), ("visual", self.visual)):
+        for name in ("acoustic", "visual"):
+            x = getattr(self, name)
             y = torch.zeros_like(x)
             for s in self.speakers.unique():
                 rows = self.speakers == s
@@ -342,9 +378,7 @@ class SpokenReviews(torch.utils.data.Dataset):
                 z = (x[rows] - mu) / sd
                 y[rows] = z * m[..., None]
             out[name] = y
-        return SpokenReviews(self.tokens, out["acoustic"], out["visual"], self.lengths,
-                             self.scores, self.speakers, self.incongruent, self.texts,
-                             self.vocab, self.split, self.surface)
+        return dataclasses.replace(self, **out)
 
     def with_permuted(self, name: str, seed: int = 0) -> SpokenReviews:
         """A copy whose modality ``name`` is shuffled among utterances of equal length.
@@ -361,12 +395,13 @@ class SpokenReviews(torch.utils.data.Dataset):
         for L in np.unique(lengths):
             rows = np.flatnonzero(lengths == L)
             perm[rows] = rng.permutation(rows)
-        perm = torch.from_numpy(perm)
-        x = {"text": self.tokens, "acoustic": self.acoustic, "visual": self.visual}
-        x[name] = x[name][perm]
-        return SpokenReviews(x["text"], x["acoustic"], x["visual"], self.lengths, self.scores,
-                             self.speakers, self.incongruent, self.texts, self.vocab,
-                             self.split, self.surface)
+        field = {"text": "tokens", "acoustic": "acoustic", "visual": "visual"}[name]
+        return dataclasses.replace(self, **{field: getattr(self, field)[torch.from_numpy(perm)]})
+
+
+#: the tensor fields with one row per utterance (what ``subset`` indexes).
+_PER_UTTERANCE = ("tokens", "acoustic", "visual", "lengths", "scores", "speakers",
+                  "incongruent")
 
 
 def _check_scores(scores) -> None:
@@ -448,46 +483,62 @@ def make_spoken_reviews(n: int = 2000, seed: int = 0, *, n_speakers: int = 60,
         check_positive(v, name, allow_zero=True)
     rng = np.random.default_rng(seed)
     cands, vocab = _candidates(review_lexicon()), _vocabulary()
-    index = {w: i for i, w in enumerate(vocab)}
     W = {"a": np.array(list(ACOUSTIC_FEATURES.values())),
          "v": np.array(list(VISUAL_FEATURES.values()))}
     styles = [(style * rng.standard_normal(8), rng.uniform(0.5, 1.5)) for _ in range(n_speakers)]
     speakers = rng.integers(n_speakers, size=n)
     y = _scores(rng, n)
     sarcastic = (y <= -1.0) & (rng.random(n) < incongruent)
-    rows = []
+    utterances = []
     for i in range(n):
         words, emph, surface = _text(rng, -y[i] if sarcastic[i] else y[i], cands, text_noise)
         base, gain = styles[speakers[i]]
         a = _nonverbal(rng, y[i], emph, (base[:4], gain), W["a"], noise)
         v = _nonverbal(rng, y[i], emph, (base[4:], gain), W["v"], noise)
-        rows.append((words, a, v, surface))
-    return _split(rows, y, speakers, sarcastic, vocab, index, rng, n_speakers)
+        utterances.append(_Utterance(words=words, acoustic=a, visual=v, surface=surface))
+    return _split(utterances, y, speakers, sarcastic, vocab, rng, n_speakers)
 
 
-def _split(rows, y, speakers, sarcastic, vocab, index, rng, n_speakers) -> dict:
-    L = max(len(r[0]) for r in rows)
-    N = len(rows)
-    tokens = np.zeros((N, L), dtype=np.int64)
-    acoustic = np.zeros((N, L, 4), dtype=np.float32)
-    visual = np.zeros((N, L, 4), dtype=np.float32)
-    lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)
-    for i, (words, a, v, _) in enumerate(rows):
-        tokens[i, :len(words)] = [index[w] for w in words]
-        acoustic[i, :len(words)], visual[i, :len(words)] = a, v
+@dataclass(frozen=True)
+class _Utterance:
+    """One generated utterance before padding: its words, their (L_i, 4) voice and face
+    features, and the VADER value of the words."""
+
+    words: list
+    acoustic: np.ndarray
+    visual: np.ndarray
+    surface: float
+
+
+def _padded(utterances, vocab) -> dict:
+    """Tokens (N, L), acoustic and visual (N, L, 4), zero-padded, and lengths (N,)."""
+    index = {w: i for i, w in enumerate(vocab)}
+    lengths = np.array([len(u.words) for u in utterances], dtype=np.int64)
+    N, L = len(utterances), int(lengths.max())
+    out = {"tokens": np.zeros((N, L), dtype=np.int64), "lengths": lengths,
+           "acoustic": np.zeros((N, L, 4), dtype=np.float32),
+           "visual": np.zeros((N, L, 4), dtype=np.float32)}
+    for i, u in enumerate(utterances):
+        out["tokens"][i, :lengths[i]] = [index[w] for w in u.words]
+        out["acoustic"][i, :lengths[i]], out["visual"][i, :lengths[i]] = u.acoustic, u.visual
+    return out
+
+
+def _split(utterances, y, speakers, sarcastic, vocab, rng, n_speakers) -> dict:
+    padded = _padded(utterances, vocab)
+    columns = {**padded, "scores": y.astype(np.float32), "speakers": speakers.astype(np.int64),
+               "incongruent": sarcastic,
+               "surface": np.array([u.surface for u in utterances], dtype=np.float32)}
     order = rng.permutation(n_speakers)
     n_train = max(1, min(n_speakers - 2, int(0.55 * n_speakers + 0.5)))
     n_val = max(1, min(n_speakers - n_train - 1, int(0.15 * n_speakers + 0.5)))
     groups = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
               "test": order[n_train + n_val:]}
-    t = torch.from_numpy
     out = {}
     for name, spk in groups.items():
         idx = np.flatnonzero(np.isin(speakers, spk))
         out[name] = SpokenReviews(
-            t(tokens[idx]), t(acoustic[idx]), t(visual[idx]), t(lengths[idx]),
-            t(y[idx].astype(np.float32)), t(speakers[idx].astype(np.int64)),
-            t(sarcastic[idx]), [" ".join(rows[i][0]) for i in idx], vocab, name,
-            t(np.array([rows[i][3] for i in idx], dtype=np.float32)))
+            **{k: torch.from_numpy(v[idx]) for k, v in columns.items()},
+            texts=[" ".join(utterances[i].words) for i in idx], vocab=vocab, split=name)
     check_speaker_splits(out)
     return out

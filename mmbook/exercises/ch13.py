@@ -11,13 +11,21 @@ __all__ = ["check_acc2_nonzero", "check_acc7", "check_speaker_split"]
 
 
 def _cases():
+    """Scores as a model would predict them: correlated with the targets (a prediction
+    independent of the target scores about 1/7 under any binning, and then different
+    binnings can agree by chance)."""
     rng = np.random.default_rng(13)
-    target = np.round(rng.uniform(-3, 3, 60) * 3) / 3
+    target = np.round(rng.uniform(-3, 3, 60) * 3) / 3  # means of three integer ratings
     target[:8] = 0.0  # exact zeros: the two binary conventions differ on them
-    pred = rng.uniform(-3.8, 3.8, 60)
+    pred = target + rng.normal(0.0, 0.7, 60)
     pred[8:12] = 0.0  # predictions of exactly 0
     pred[12:16] = (-3.6, 3.7, 2.5, -0.5)  # beyond the scale, and halves
     return pred, target
+
+
+def _equal_width_classes(x):
+    """[-3, 3] cut into 7 bins of width 6/7 (the slip: MOSI's classes are integers)."""
+    return np.clip(np.floor((np.clip(x, -3, 3) + 3) / (6 / 7)), 0, 6)
 
 
 def _as_float(x):
@@ -57,8 +65,8 @@ def check_acc2_nonzero(fn) -> Feedback:
     if np.isclose(got, np.mean((pred[keep] >= 0) == (target[keep] > 0))):
         return Feedback(False, "almost: on the kept items, 'positive' means pred > 0, so a "
                                "prediction of exactly 0 counts as negative")
-    return Feedback(False, f"expected {want:.4f}, got {got:.4f}: keep target != 0, then "
-                           f"compare (pred > 0) with (target > 0)")
+    return Feedback(False, f"got {got:.4f}, not the Acc-2 (non-zero): keep target != 0, "
+                           f"then compare (pred > 0) with (target > 0)")
 
 
 def check_acc7(fn) -> Feedback:
@@ -73,6 +81,11 @@ def check_acc7(fn) -> Feedback:
     want = sentiment_acc7(pred, target)
     if np.isclose(got, want):
         return Feedback(True, f"Acc-7 = {want:.4f}.")
+    if np.isclose(got, np.mean(_equal_width_classes(pred) == _equal_width_classes(target))):
+        return Feedback(False, "you cut [-3, 3] into 7 bins of equal width (6/7); MOSI's 7 "
+                               "classes are the integers -3..3: round each score to the "
+                               "nearest integer (so a class spans 1, e.g. [0.5, 1.5) -> 1), "
+                               "then clip")
     # two small probes tell apart slips that can give the same accuracy on the case above
     beyond, _ = call_student(fn, np.array([3.7, 0.0]), np.array([3.0, 0.0]), name="acc7")
     half, _ = call_student(fn, np.array([2.5, 0.0]), np.array([2.0, 0.0]), name="acc7")
@@ -89,12 +102,14 @@ def check_acc7(fn) -> Feedback:
     if np.isclose(got, np.mean(np.clip(np.round(pred), -3, 3) == target)):
         return Feedback(False, "round the target too: MOSI's scores are averages of "
                                "annotators (e.g. 1.33), not integers")
-    return Feedback(False, f"expected {want:.4f}, got {got:.4f}")
+    return Feedback(False, f"got {got:.4f}: round both scores to the nearest integer, clip "
+                           f"them to [-3, 3], compare")
 
 
 def check_speaker_split(fn) -> Feedback:
     """Check ``fn(speakers, test_fraction, seed)`` -> bool mask of the test utterances,
-    with no speaker on both sides and about ``test_fraction`` of the speakers in test."""
+    with no speaker on both sides, about ``test_fraction`` of the speakers in test, the
+    same split for the same seed and another for another seed."""
     rng = np.random.default_rng(5)
     speakers = rng.integers(0, 20, 400)
     got, fail = call_student(fn, speakers, 0.25, 0, name="your split")
@@ -114,4 +129,15 @@ def check_speaker_split(fn) -> Feedback:
     if not 3 <= n_test <= 7:
         return Feedback(False, f"{n_test} of 20 speakers are in test; test_fraction=0.25 "
                                f"asks for about 5")
-    return Feedback(True, f"{n_test} test speakers, none seen in training.")
+    again, _ = call_student(fn, speakers, 0.25, 0, name="your split")
+    if again is None or not np.array_equal(np.asarray(again), mask):
+        return Feedback(False, "two calls with the same seed gave different splits: draw "
+                               "from a generator made from the seed, "
+                               "np.random.default_rng(seed), not from the global state")
+    others = [call_student(fn, speakers, 0.25, seed, name="your split")[0] for seed in (1, 2)]
+    if all(o is not None and np.array_equal(np.asarray(o), mask) for o in others):
+        return Feedback(False, "seeds 0, 1 and 2 give the same test speakers: your split "
+                               "ignores `seed`; shuffle the speakers with "
+                               "np.random.default_rng(seed) so each seed draws another split")
+    return Feedback(True, f"{n_test} test speakers, none seen in training, another split "
+                          f"for another seed.")

@@ -3,10 +3,12 @@ r"""Sentiment models of chapter 13 on word-aligned text, voice and face.
 Every model is called as ``model(tokens, acoustic, visual, lengths)`` and returns one
 score per utterance, shape ``(N,)`` (the MOSI regression target in [-3, 3]):
 
-* :class:`UtteranceFusion`: one GRU encoder per modality summarises the utterance into
-  :math:`z_m`, a :class:`mmbook.fusion.Fusion` (concatenation, tensor fusion, low-rank
-  fusion) joins them and an MLP head regresses the score; with one modality it is a
-  unimodal baseline;
+* :class:`UtteranceFusion`: one :class:`ModalityEncoder` per modality summarises the
+  utterance into :math:`z_m` (a GRU over the words' vectors for the text; a per-word
+  layer averaged over the words, then a linear layer, for the voice and the face), a
+  :class:`mmbook.fusion.Fusion` (concatenation, tensor fusion, low-rank fusion) joins
+  them and a head (an MLP by default, or a linear layer) regresses the score; with one
+  modality it is a unimodal baseline;
 * :class:`WordLevelEarlyFusion`: early fusion on the aligned sequences, one GRU over
   :math:`[\mathrm{emb}(w_t); a_t; v_t]` (the EF-LSTM baseline of the MOSI papers);
 * :class:`CrossModalSentiment`: the words' GRU states attend to the voice and to the face
@@ -29,7 +31,25 @@ __all__ = ["ModalityEncoder", "UtteranceFusion", "WordLevelEarlyFusion",
 
 
 def regression_head(in_features: int, hidden_size: int = 32, dropout: float = 0.1) -> nn.Module:
-    """``Linear -> ReLU -> Dropout -> Linear(1)``: the score head of every model."""
+    r"""``Linear -> ReLU -> Dropout -> Linear(1)``: the default score head of every model,
+    :math:`\hat y = w_2^\top \mathrm{ReLU}(W_1 h + b_1) + b_2`.
+
+    Args:
+        in_features: size of the fused representation h.
+        hidden_size: width of the hidden layer.
+        dropout: dropout probability after the ReLU.
+
+    Shape:
+        - input: :math:`(N, \text{in\_features})`
+        - output: :math:`(N, 1)`
+
+    Examples:
+        >>> head = regression_head(6, hidden_size=4)
+        >>> head(torch.randn(3, 6)).shape
+        torch.Size([3, 1])
+        >>> sum(p.numel() for p in head.parameters())  # (6 + 1) * 4 + (4 + 1)
+        33
+    """
     return nn.Sequential(nn.Linear(in_features, hidden_size), nn.ReLU(), nn.Dropout(dropout),
                          nn.Linear(hidden_size, 1))
 
@@ -72,6 +92,20 @@ class ModalityEncoder(nn.Module):
         - x: :math:`(N, L)` token ids or :math:`(N, L, D_m)`; lengths :math:`(N,)`
         - output: :math:`(N, H)`, or with ``return_sequence=True`` :math:`(N, L, H)`
           (text: the GRU states; padded steps hold values that must be masked)
+
+    Examples:
+        >>> text = ModalityEncoder("text", 5, word_vectors=torch.randn(20, 8))
+        >>> tokens, lengths = torch.randint(1, 20, (3, 7)), torch.tensor([7, 4, 1])
+        >>> text(tokens, lengths).shape, text(tokens, lengths, return_sequence=True).shape
+        (torch.Size([3, 5]), torch.Size([3, 7, 5]))
+        >>> face = ModalityEncoder("visual", 5, in_features=4)
+        >>> x = torch.randn(3, 7, 4)
+        >>> z = face(x, lengths)
+        >>> z.shape
+        torch.Size([3, 5])
+        >>> x[1, 4:] = 99.0  # padding after the 4 real words is ignored
+        >>> torch.allclose(face(x, lengths), z)
+        True
     """
 
     def __init__(self, modality: str, hidden_size: int, word_vectors: torch.Tensor | None = None,
@@ -104,19 +138,44 @@ class UtteranceFusion(nn.Module):
     r"""Per-modality encoders, a fusion of their summaries, a regression head.
 
     .. math:: \hat y = \mathrm{head}\big(\mathrm{fusion}(z_{m_1}, \dots, z_{m_k})\big),
-              \qquad z_m = \mathrm{GRU}_m(x_m)_{\ell}
+              \qquad z_m = \mathrm{enc}_m(x_m)
+
+    where :math:`\mathrm{enc}_m` is a :class:`ModalityEncoder`: a GRU's state after the
+    last word for the text, a per-word layer averaged over the words for the voice and
+    the face. With a linear head and :class:`~mmbook.fusion.ConcatFusion`, the score is
+    a sum of one term per modality (no interaction); with
+    :class:`~mmbook.fusion.TensorFusion` a linear head is already a multilinear function
+    of the :math:`z_m`, products included.
 
     Args:
         encoders: dict modality name -> :class:`ModalityEncoder` (one or more of
             ``"text"``, ``"acoustic"``, ``"visual"``, in that order).
         fusion: a :class:`mmbook.fusion.Fusion` over the encoders' outputs.
         head: maps ``fusion.out_features`` to one score (default
-            :func:`regression_head`).
+            :func:`regression_head`; ``nn.Linear(fusion.out_features, 1)`` for a
+            linear head).
+
+    Raises:
+        ValueError: an unknown modality name, a fusion whose number of modalities is not
+            the encoders', inputs that are not word-aligned.
 
     Shape:
         - tokens :math:`(N, L)`, acoustic :math:`(N, L, 4)`, visual :math:`(N, L, 4)`,
           lengths :math:`(N,)`
         - output: :math:`(N,)`
+
+    Examples:
+        >>> from mmbook.fusion import TensorFusion
+        >>> enc = {"text": ModalityEncoder("text", 4, word_vectors=torch.randn(20, 8)),
+        ...        "visual": ModalityEncoder("visual", 2)}
+        >>> model = UtteranceFusion(enc, TensorFusion((4, 2)),
+        ...                         head=nn.Linear(5 * 3, 1))  # (4 + 1)(2 + 1) products
+        >>> tokens, lengths = torch.randint(1, 20, (3, 7)), torch.tensor([7, 4, 1])
+        >>> model(tokens, torch.randn(3, 7, 4), torch.randn(3, 7, 4), lengths).shape
+        torch.Size([3])
+        >>> [z.shape[1] for z in model.encode(tokens, torch.randn(3, 7, 4),
+        ...                                    torch.randn(3, 7, 4), lengths)]
+        [4, 2]
     """
 
     def __init__(self, encoders: dict, fusion: Fusion, head: nn.Module | None = None):
@@ -134,7 +193,8 @@ class UtteranceFusion(nn.Module):
         self.head = head if head is not None else regression_head(fusion.out_features)
 
     def encode(self, tokens, acoustic, visual, lengths) -> list:
-        """The summaries :math:`[z_m]`, one ``(N, H_m)`` per modality used."""
+        """The summaries :math:`[z_m]`, one ``(N, H_m)`` per modality used (in
+        ``self.names`` order)."""
         _check_inputs(tokens, acoustic, visual, lengths)
         x = {"text": tokens, "acoustic": acoustic, "visual": visual}
         return [self.encoders[m](x[m], lengths) for m in self.names]
@@ -156,6 +216,14 @@ class WordLevelEarlyFusion(nn.Module):
 
     Shape:
         - as :class:`UtteranceFusion`; output :math:`(N,)`
+
+    Examples:
+        >>> model = WordLevelEarlyFusion(torch.randn(20, 8), hidden_size=6)
+        >>> tokens, lengths = torch.randint(1, 20, (3, 7)), torch.tensor([7, 4, 1])
+        >>> model(tokens, torch.randn(3, 7, 4), torch.randn(3, 7, 4), lengths).shape
+        torch.Size([3])
+        >>> model.rnn.input_size  # E_w + D_a + D_v, one vector per word
+        16
     """
 
     def __init__(self, word_vectors: torch.Tensor, hidden_size: int = 32,
@@ -198,6 +266,15 @@ class CrossModalSentiment(nn.Module):
 
     Shape:
         - as :class:`UtteranceFusion`; output :math:`(N,)`
+
+    Examples:
+        >>> model = CrossModalSentiment(torch.randn(20, 8), embed_dim=8, num_heads=2)
+        >>> tokens, lengths = torch.randint(1, 20, (3, 7)), torch.tensor([7, 4, 1])
+        >>> model(tokens, torch.randn(3, 7, 4), torch.randn(3, 7, 4), lengths).shape
+        torch.Size([3])
+        >>> w = model.last_weights["visual"]  # (N, heads, L, L)
+        >>> tuple(w.shape), float(w[2, :, 0, 1:].abs().sum())  # padded keys get no weight
+        ((3, 2, 7, 7), 0.0)
     """
 
     def __init__(self, word_vectors: torch.Tensor, embed_dim: int = 16, num_heads: int = 2,
