@@ -283,6 +283,15 @@ def normalize_adjacency(adjacency, add_self_loops: bool = True) -> torch.Tensor:
     Shape:
         - adjacency: :math:`(N, N)`
         - output: :math:`(N, N)`
+
+    Examples:
+        >>> A = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # two nodes, one edge
+        >>> normalize_adjacency(A)  # (A + I) / 2: each node has degree 2
+        tensor([[0.5000, 0.5000],
+                [0.5000, 0.5000]])
+        >>> normalize_adjacency(torch.zeros(2, 2), add_self_loops=False)  # degree 0: 0
+        tensor([[0., 0.],
+                [0., 0.]])
     """
     if isinstance(adjacency, torch.Tensor) and adjacency.is_sparse:
         return _normalize_sparse(adjacency.coalesce(), add_self_loops)
