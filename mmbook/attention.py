@@ -592,17 +592,3 @@ class CrossModalTransformerBlock(nn.Module):
                                temperature=temperature, key_mask=key_mask)
         x = x + self.dropout(a)
         return x + self.dropout(self.ff(self.norm_ff(x))), weights
-
-
-
-def __getattr__(name):
-    """``ModalityAttention`` moved to :mod:`mmbook.fusion` (a deprecated, lazy alias)."""
-    if name == "ModalityAttention":
-        import warnings
-
-        warnings.warn(f"mmbook.attention.{name} moved to mmbook.fusion.{name}: import it "
-                      "from mmbook.fusion", DeprecationWarning, stacklevel=2)
-        from .fusion import ModalityAttention  # deprecated and lazy: the one upward import
-
-        return ModalityAttention
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

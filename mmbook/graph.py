@@ -446,17 +446,3 @@ class ModalityGraphAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}"
-
-
-
-def __getattr__(name):
-    """``ModalityGraphFusion`` moved to :mod:`mmbook.fusion` (a deprecated, lazy alias)."""
-    if name == "ModalityGraphFusion":
-        import warnings
-
-        warnings.warn(f"mmbook.graph.{name} moved to mmbook.fusion.{name}: import it "
-                      "from mmbook.fusion", DeprecationWarning, stacklevel=2)
-        from .fusion import ModalityGraphFusion  # deprecated and lazy: the one upward import
-
-        return ModalityGraphFusion
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

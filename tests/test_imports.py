@@ -17,14 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mmbook"
 
-#: The only imports allowed against the table, each with its reason. Deprecated aliases
-#: are imported lazily (inside a module ``__getattr__``) and go when the alias goes.
-ALLOWED = {
-    ("mmbook.attention", "mmbook.fusion"): "deprecated alias mmbook.attention.ModalityAttention",
-    ("mmbook.graph", "mmbook.fusion"): "deprecated alias mmbook.graph.ModalityGraphFusion",
-}
-
-
 def read_layers(readme: Path = ROOT / "README.md") -> dict[str, int]:
     """``{top-level module: layer}`` from README's table, lines ``N  a · b · c``."""
     text = readme.read_text(encoding="utf-8")
@@ -103,7 +95,7 @@ def test_no_module_imports_upward():
             continue
         for target in targets:
             a, b = _top(module), _top(target)
-            if b == "mmbook" or (f"mmbook.{a}", f"mmbook.{b}") in ALLOWED:
+            if b == "mmbook":
                 continue
             if layers[b] > layers[a]:
                 upward.append(f"{module} (layer {layers[a]}) imports {target} "
@@ -143,8 +135,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycle_between_modules():
-    graph = {m: {t for t in ts if (f"mmbook.{_top(m)}", f"mmbook.{_top(t)}") not in ALLOWED}
-             for m, ts in import_graph().items() if m != "mmbook"}
+    graph = {m: ts for m, ts in import_graph().items() if m != "mmbook"}
     # a package's __init__ importing its own submodules is not a cycle between modules
     merged = {}
     for module, targets in graph.items():
