@@ -713,6 +713,7 @@ def atomic_write(path, mode: str = "wb") -> Iterator:
         ...     pass
         >>> (folder / "a.txt").read_text(), sorted(p.name for p in folder.iterdir())
         ('hello', ['a.txt'])
+        >>> import shutil; shutil.rmtree(folder)
     """
     check_choice(mode, ("wb", "w"), "mode")
     path = Path(path)

@@ -100,7 +100,6 @@ def check_modalities(zs, in_features: Sequence, name: str = "zs") -> list:
     return list(zs)
 
 
-
 # --------------------------------------------------------------------------- contract
 class Fusion(nn.Module):
     r"""The contract every fusion module follows.
