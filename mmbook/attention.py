@@ -34,13 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fusion import Fusion
 from .utils import check_positive, check_positive_int, check_shape, lengths_to_mask
 
 __all__ = [
     "lengths_to_mask", "split_mask", "masked_softmax", "attention_entropy",
     "scaled_dot_product_attention",
-    "seed_cross_modal_attention", "CrossModalAttention", "CoAttention", "ModalityAttention",
+    "seed_cross_modal_attention", "CrossModalAttention", "CoAttention",
     "MultiheadCrossModalAttention", "CrossModalTransformerBlock",
 ]
 
@@ -402,119 +401,6 @@ class CoAttention(nn.Module):
         w_ba = masked_softmax(C.transpose(1, 2), None if mask_a is None else mask_a[:, None, :],
                               dim=-1)  # (N, S, L)
         return w_ab @ b, w_ba @ a, w_ab, w_ba, C
-
-
-# ----------------------------------------------------------------------------- modality attention
-class ModalityAttention(Fusion):
-    r"""Attention over modalities: :math:`Z = \sum_k \alpha_k X^{(k)}` with input-dependent weights.
-
-    .. math::
-        s_k = w^\top \tanh\!\left(W X^{(k)} + b\right), \qquad
-        \alpha = \mathrm{softmax}_k(s), \qquad Z = \sum_{k=1}^{K} \alpha_k X^{(k)}
-
-    One small scoring network is shared by the K modalities, so the weights depend on
-    what each modality says for this input (the seeds' :math:`\alpha_k` "learned" as
-    constants would be a weighted sum, chapter 6). ``present`` removes missing modalities;
-    the others' weights are renormalised.
-
-    A :class:`~mmbook.fusion.Fusion`: ``forward`` returns one tensor ``Z``; the weights
-    :math:`\alpha` are kept in :attr:`last_weights` (detached) or returned with
-    ``return_weights=True`` as ``(Z, alpha)``. Beyond the fusion contract it also takes
-    sequences, ``(N, *, E)`` per modality (one weight per step).
-
-    Args:
-        input_size: E, the size of every :math:`X^{(k)}` (project first if they differ).
-        hidden_size: size of the scoring network's hidden layer (default E).
-        seed_bug: take the softmax of each score on its own (over a size-one axis), the
-            seed code's mistake: every :math:`\alpha_k = 1` and :math:`Z = \sum_k X^{(k)}`.
-        num_modalities: K, when fixed (``None``: any K >= 1, checked per call).
-
-    Attributes:
-        last_weights: :math:`\alpha` of the last forward pass, :math:`(N, *, K)`, detached.
-
-    Shape:
-        - inputs: a list of K tensors :math:`(N, *, E)` or one tensor :math:`(N, *, K, E)`
-        - present: :math:`(N, *, K)` or :math:`(K,)` bool, ``True`` = present
-        - output: :math:`(N, *, E)`; with ``return_weights=True`` also
-          :math:`\alpha` :math:`(N, *, K)`
-
-    Examples:
-        >>> _ = torch.manual_seed(0)
-        >>> fusion = ModalityAttention(input_size=4, num_modalities=3)
-        >>> zs = [torch.randn(2, 4) for _ in range(3)]
-        >>> fusion(zs).shape
-        torch.Size([2, 4])
-        >>> Z, alpha = fusion(zs, return_weights=True)
-        >>> alpha.shape, bool(torch.allclose(alpha.sum(-1), torch.ones(2)))
-        (torch.Size([2, 3]), True)
-        >>> fusion(zs, present=torch.tensor([True, False, True])).shape
-        torch.Size([2, 4])
-        >>> fusion.last_weights[:, 1]
-        tensor([0., 0.])
-    """
-
-    def __init__(self, input_size: int, hidden_size: int | None = None, seed_bug: bool = False,
-                 num_modalities: int | None = None):
-        input_size = check_positive_int(input_size, "input_size")
-        hidden_size = input_size if hidden_size is None else check_positive_int(hidden_size,
-                                                                                "hidden_size")
-        K = None if num_modalities is None else check_positive_int(num_modalities,
-                                                                   "num_modalities")
-        super().__init__((input_size,) * (K or 1), input_size)
-        self.input_size, self.hidden_size, self.seed_bug = input_size, hidden_size, seed_bug
-        self._num_modalities = K
-        self.proj = nn.Linear(input_size, hidden_size)
-        self.w = nn.Linear(hidden_size, 1, bias=False)
-        self.last_weights = None
-
-    @property
-    def num_modalities(self) -> int | None:
-        """K, or ``None`` when any number of modalities is accepted."""
-        return self._num_modalities
-
-    def _stack(self, inputs) -> torch.Tensor:
-        """The inputs as one tensor ``(N, *, K, E)``."""
-        if isinstance(inputs, (list, tuple)):
-            if not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
-                raise ValueError("inputs must be a non-empty list of tensors (N, *, E)")
-            shapes = {tuple(x.shape) for x in inputs}
-            if len(shapes) != 1:
-                raise ValueError(f"inputs must all have the same shape (N, *, E), got {shapes}")
-            inputs = torch.stack(list(inputs), dim=-2)  # (N, *, K, E)
-        if not isinstance(inputs, torch.Tensor) or inputs.dim() < 3 \
-                or inputs.shape[-1] != self.input_size:
-            raise ValueError(f"inputs must be (N, *, K, E) with E = {self.input_size}, got shape "
-                             f"{tuple(getattr(inputs, 'shape', ()))}")
-        K = self._num_modalities
-        if K is not None and inputs.shape[-2] != K:
-            raise ValueError(f"inputs must hold K = {K} modalities, got {inputs.shape[-2]}")
-        return inputs
-
-    def forward(self, inputs, present=None, temperature: float = 1.0,
-                return_weights: bool = False):
-        inputs = self._stack(inputs)
-        if present is not None:
-            present = torch.as_tensor(present, device=inputs.device)
-            if present.dtype != torch.bool:
-                raise ValueError(f"present must be a bool tensor (True = present), got dtype "
-                                 f"{present.dtype}")
-            if present.dim() == 1:
-                check_shape(present, (inputs.shape[-2],), "present")
-            else:
-                check_shape(present, tuple(inputs.shape[:-1]), "present")
-        s = self.w(torch.tanh(self.proj(inputs)))  # (N, *, K, 1)
-        if self.seed_bug:  # softmax over the size-one axis: all ones
-            alpha = masked_softmax(s, None if present is None else present.unsqueeze(-1),
-                                   dim=-1, temperature=temperature).squeeze(-1)
-        else:
-            alpha = masked_softmax(s.squeeze(-1), present, dim=-1, temperature=temperature)
-        Z = (alpha.unsqueeze(-1) * inputs).sum(-2)  # (N, *, E)
-        self.last_weights = alpha.detach()  # (N, *, K)
-        return (Z, alpha) if return_weights else Z
-
-    def extra_repr(self) -> str:
-        return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_modalities={self._num_modalities}, seed_bug={self.seed_bug}")
 
 
 # ----------------------------------------------------------------------------- multi-head

@@ -39,6 +39,10 @@ def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> 
 
     Raises:
         ValueError: when the padded input is shorter than the kernel.
+
+    Examples:
+        >>> conv_output_size(28, kernel=3, padding=1), conv_output_size(28, 3, stride=2)
+        (28, 13)
     """
     for name, v, low in (("n", n, 1), ("kernel", kernel, 1), ("stride", stride, 1),
                          ("padding", padding, 0)):
@@ -82,6 +86,12 @@ def conv2d_loops(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         - x: :math:`(N, C_{in}, H, W)`; weight: :math:`(C_{out}, C_{in}, K, L)`;
           bias: :math:`(C_{out},)`
         - output: :math:`(N, C_{out}, H', W')`, see :func:`conv_output_size`
+
+    Examples:
+        >>> x, w, b = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3), torch.randn(3)
+        >>> y = conv2d_loops(x, w, b, stride=2, padding=1)
+        >>> y.shape, bool(torch.allclose(y, F.conv2d(x, w, b, 2, 1), atol=1e-5))
+        (torch.Size([1, 3, 3, 3]), True)
     """
     (s_h, s_w), (p_h, p_w), h_out, w_out = _check_conv_args(x, weight, bias, stride, padding)
     x = F.pad(x, (p_w, p_w, p_h, p_h))  # zeros around the border
@@ -109,6 +119,12 @@ def conv2d_unfold(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
     Shape:
         as :func:`conv2d_loops`.
+
+    Examples:
+        >>> x, w = torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3)
+        >>> bool(torch.allclose(conv2d_unfold(x, w, padding=1), F.conv2d(x, w, padding=1),
+        ...                     atol=1e-5))
+        True
     """
     s, p, h_out, w_out = _check_conv_args(x, weight, bias, stride, padding)
     cols = F.unfold(x, weight.shape[2:], padding=p, stride=s)  # (N, C_in*K*L, H'*W')
@@ -139,6 +155,16 @@ def conv2d_scratch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
           bias: :math:`(C_{out},)`
         - output: :math:`(N, C_{out}, H', W')` with
           :math:`H' = \\lfloor (H + 2p_h - K)/s_h \\rfloor + 1` (and likewise W')
+
+    Examples:
+        >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+        >>> w = torch.tensor([[[[1.0, 0.0], [0.0, -1.0]]]])  # y_ij = x_ij - x_{i+1,j+1}
+        >>> conv2d_scratch(x, w)
+        tensor([[[[-5., -5., -5.],
+                  [-5., -5., -5.],
+                  [-5., -5., -5.]]]])
+        >>> torch.equal(conv2d_scratch(x, w, loops=True), F.conv2d(x, w))
+        True
     """
     impl = conv2d_loops if loops else conv2d_unfold
     return impl(x, weight, bias, stride=stride, padding=padding)
@@ -172,6 +198,14 @@ def max_pool2d_scratch(x: torch.Tensor, kernel_size, stride=None, padding=0) -> 
     Shape:
         - x: :math:`(N, C, H, W)`
         - output: :math:`(N, C, H', W')`
+
+    Examples:
+        >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+        >>> max_pool2d_scratch(x, 2)
+        tensor([[[[ 5.,  7.],
+                  [13., 15.]]]])
+        >>> torch.equal(max_pool2d_scratch(x, 3, 1, 1), F.max_pool2d(x, 3, 1, 1))
+        True
     """
     cols, size = _pool_windows(x, kernel_size, stride, padding, float("-inf"))
     return cols.amax(dim=2).view(*x.shape[:2], *size)
@@ -185,6 +219,14 @@ def avg_pool2d_scratch(x: torch.Tensor, kernel_size, stride=None, padding=0) -> 
     Shape:
         - x: :math:`(N, C, H, W)`
         - output: :math:`(N, C, H', W')`
+
+    Examples:
+        >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+        >>> avg_pool2d_scratch(x, 2)
+        tensor([[[[ 2.5000,  4.5000],
+                  [10.5000, 12.5000]]]])
+        >>> torch.allclose(avg_pool2d_scratch(x, 3, 1, 1), F.avg_pool2d(x, 3, 1, 1))
+        True
     """
     cols, size = _pool_windows(x, kernel_size, stride, padding, 0.0)
     return cols.mean(dim=2).view(*x.shape[:2], *size)

@@ -23,16 +23,14 @@ Reference: PyTorch, "Getting Started with Distributed Data Parallel"; ``torchrun
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import BatchSampler, Sampler
 
-from .utils import check_positive_int, get_device
+from .utils import atomic_write, check_positive_int, get_device
 
 __all__ = ["is_distributed", "rank", "world_size", "local_rank", "init", "shutdown",
            "barrier", "all_gather_sums", "all_true", "save", "average_gradients",
@@ -40,12 +38,22 @@ __all__ = ["is_distributed", "rank", "world_size", "local_rank", "init", "shutdo
 
 
 def is_distributed() -> bool:
-    """True when this process belongs to an initialised process group."""
+    """True when this process belongs to an initialised process group.
+
+    Examples:
+        >>> is_distributed()  # a plain process, not started by torchrun
+        False
+    """
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
-    """This process's rank (0 without a process group)."""
+    """This process's rank (0 without a process group).
+
+    Examples:
+        >>> rank()
+        0
+    """
     return dist.get_rank() if is_distributed() else 0
 
 
@@ -53,12 +61,23 @@ _this_rank = rank  # for GlobalBatchSampler, whose argument is named rank
 
 
 def world_size() -> int:
-    """The number of processes W (1 without a process group)."""
+    """The number of processes W (1 without a process group).
+
+    Examples:
+        >>> world_size()
+        1
+    """
     return dist.get_world_size() if is_distributed() else 1
 
 
 def local_rank() -> int:
-    """This process's index on its node (``LOCAL_RANK``, set by torchrun; 0 otherwise)."""
+    """This process's index on its node (``LOCAL_RANK``, set by torchrun; 0 otherwise).
+
+    Examples:
+        >>> import os
+        >>> local_rank() == int(os.environ.get("LOCAL_RANK", "0"))
+        True
+    """
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
@@ -107,13 +126,21 @@ def init(device=None) -> torch.device:
 
 
 def shutdown() -> None:
-    """Leave the process group (at the end of a script); nothing without one."""
+    """Leave the process group (at the end of a script); nothing without one.
+
+    Examples:
+        >>> shutdown()  # one process: nothing to leave
+    """
     if is_distributed():
         dist.destroy_process_group()
 
 
 def barrier() -> None:
-    """Wait until every process gets here (nothing in one process)."""
+    """Wait until every process gets here (nothing in one process).
+
+    Examples:
+        >>> barrier()  # one process: returns at once
+    """
     if is_distributed():
         dist.barrier()
 
@@ -141,7 +168,12 @@ def all_gather_sums(sums: dict, count: int) -> tuple[dict, int]:
 
 
 def all_true(flag: bool, device=None) -> bool:
-    """True when ``flag`` is True on every process (a logical AND, an all-reduce)."""
+    """True when ``flag`` is True on every process (a logical AND, an all-reduce).
+
+    Examples:
+        >>> all_true(True), all_true(False)  # one process: the flag itself
+        (True, False)
+    """
     if not is_distributed():
         return bool(flag)
     t = torch.tensor(float(bool(flag)), device=device)
@@ -154,26 +186,34 @@ def save(obj, path) -> None:
 
     The first barrier waits until every process has finished the step being saved; the
     second keeps the others from reading ``path`` before it is complete. The file is
-    written next to ``path`` and moved into place, so a crash never leaves half a file.
+    written next to ``path`` and moved into place (:func:`mmbook.utils.atomic_write`), so
+    a crash never leaves half a file.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "state.pt"
+        >>> save({"epoch": 3}, path); torch.load(path)
+        {'epoch': 3}
     """
     barrier()
     if rank() == 0:
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".part")
-        os.close(fd)
-        try:
-            torch.save(obj, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_write(path) as f:
+            torch.save(obj, f)
     barrier()
 
 
 def average_gradients(params: Iterable[torch.Tensor]) -> None:
     r"""Replace each gradient by its mean over the processes, :math:`g \leftarrow \frac1W
     \sum_r g_r` (what DDP does during ``backward``). Parameters without a gradient are
-    skipped, so every process must compute gradients for the same parameters."""
+    skipped, so every process must compute gradients for the same parameters.
+
+    Examples:
+        >>> w = torch.nn.Parameter(torch.ones(2))
+        >>> w.grad = torch.tensor([1.0, 3.0])
+        >>> average_gradients([w]); w.grad  # one process: the mean of one gradient
+        tensor([1., 3.])
+    """
     if not is_distributed():
         return
     W = world_size()
@@ -184,7 +224,14 @@ def average_gradients(params: Iterable[torch.Tensor]) -> None:
 
 
 def broadcast_module(module: nn.Module) -> None:
-    """Copy rank 0's parameters and buffers to every process (DDP does it when it wraps)."""
+    """Copy rank 0's parameters and buffers to every process (DDP does it when it wraps).
+
+    Examples:
+        >>> layer = torch.nn.Linear(2, 1)
+        >>> before = layer.weight.clone()
+        >>> broadcast_module(layer); torch.equal(layer.weight, before)  # one process
+        True
+    """
     if not is_distributed():
         return
     with torch.no_grad():

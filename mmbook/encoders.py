@@ -46,6 +46,12 @@ class ImageEncoder(nn.Module):
     Shape:
         - input: :math:`(N, C_{in}, S, S)` with S = ``image_size``
         - output: :math:`(N, \\text{out\\_features})`
+
+    Examples:
+        >>> encoder = ImageEncoder(in_channels=1, channels=(16, 32), out_features=64)
+        >>> z = encoder(torch.randn(8, 1, 28, 28))  # 28 -> 14 -> 7 pixels a side
+        >>> z.shape, encoder.proj.in_features == 32 * 7 * 7, bool((z >= 0).all())
+        (torch.Size([8, 64]), True, True)
     """
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32),
@@ -99,6 +105,18 @@ class AudioEncoder(nn.Module):
         - output: :math:`(N, H')` with H' = ``out_features``, or with
           ``return_sequence=True`` a pair ``(outputs (N, T, H'), mask (N, T) bool)``
           where the outputs at padded steps are zero and the mask is False there.
+
+    Examples:
+        >>> encoder = AudioEncoder(input_size=64, hidden_size=32)
+        >>> x, lengths = torch.randn(3, 41, 64), torch.tensor([41, 20, 5])
+        >>> z = encoder(x, lengths)
+        >>> z.shape  # the state at each recording's last frame
+        torch.Size([3, 32])
+        >>> bool(torch.allclose(z[2], encoder(x[2:, :5])[0], atol=1e-6))  # padding unread
+        True
+        >>> outputs, mask = encoder(x, lengths, return_sequence=True)
+        >>> outputs.shape, mask.sum(1)
+        (torch.Size([3, 41, 32]), tensor([41, 20,  5]))
     """
 
     def __init__(self, input_size: int = 64, hidden_size: int = 64, num_layers: int = 1,
@@ -166,6 +184,13 @@ class MLPEncoder(nn.Module):
     Shape:
         - input: :math:`(N, *, D)`
         - output: :math:`(N, *, \\text{out\\_features})`
+
+    Examples:
+        >>> encoder = MLPEncoder(in_features=10, hidden_sizes=(32, 16), out_features=8)
+        >>> encoder(torch.randn(4, 10)).shape, encoder(torch.randn(4, 5, 10)).shape
+        (torch.Size([4, 8]), torch.Size([4, 5, 8]))
+        >>> [m.out_features for m in encoder.net if isinstance(m, torch.nn.Linear)]
+        [32, 16, 8]
     """
 
     def __init__(self, in_features: int, hidden_sizes: Sequence[int] = (64,),

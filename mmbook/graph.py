@@ -6,11 +6,11 @@ r"""Graphs for fusion: similarity network fusion, graph convolution, attention o
 * :func:`normalize_adjacency` and :class:`GraphConv`: the graph convolution of Kipf &
   Welling (2017), :math:`H' = \hat D^{-1/2} (A + I) \hat D^{-1/2} H W`, tested against
   ``torch_geometric.nn.GCNConv``;
-* :class:`ModalityGraphAttention` and :class:`ModalityGraphFusion`: a graph whose nodes are
-  the M modality embeddings of one sample and whose edges are attention weights
-  (Veličković et al., 2018), read out into one fused vector (a
-  :class:`~mmbook.fusion.Fusion`); the layer is tested against
-  ``torch_geometric.nn.GATConv``.
+* :class:`ModalityGraphAttention`: a graph whose nodes are the M modality embeddings of
+  one sample and whose edges are attention weights (Veličković et al., 2018), tested
+  against ``torch_geometric.nn.GATConv``. The fusion built on it,
+  :class:`mmbook.fusion.ModalityGraphFusion`, lives in the fusion package (this module
+  sits below it and imports nothing above :mod:`mmbook.utils`).
 """
 
 from __future__ import annotations
@@ -22,21 +22,21 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .fusion import Fusion
 from .utils import (
     as_sparse_coo,
     check_nonnegative_int,
     check_positive,
     check_positive_int,
+    check_present,
     check_shape,
-    check_sizes,
+    fill_absent,
     is_sparse,
     to_tensor,
 )
 
 __all__ = [
     "make_affinity", "similarity_network_fusion", "knn_graph", "normalize_adjacency",
-    "GraphConv", "ModalityGraphAttention", "ModalityGraphFusion",
+    "GraphConv", "ModalityGraphAttention",
 ]
 
 _EPS = 2.220446049250313e-16  # np.spacing(1), the constant SNF's code uses
@@ -289,6 +289,15 @@ def normalize_adjacency(adjacency, add_self_loops: bool = True) -> torch.Tensor:
     Shape:
         - adjacency: :math:`(N, N)`
         - output: :math:`(N, N)`
+
+    Examples:
+        >>> A = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # two nodes, one edge
+        >>> normalize_adjacency(A)  # (A + I) / 2: each node has degree 2
+        tensor([[0.5000, 0.5000],
+                [0.5000, 0.5000]])
+        >>> normalize_adjacency(torch.zeros(2, 2), add_self_loops=False)  # degree 0: 0
+        tensor([[0., 0.],
+                [0., 0.]])
     """
     if is_sparse(adjacency):
         return _normalize_sparse(as_sparse_coo(adjacency, "adjacency"), add_self_loops)
@@ -404,9 +413,13 @@ class ModalityGraphAttention(nn.Module):
         out_features: output size per node.
         negative_slope: LeakyReLU slope (0.2 in the paper).
 
+    An absent node follows the package's rule (:func:`mmbook.utils.fill_absent`): its
+    features are set to 0 before anything reads them (even NaN is gone), no node attends
+    to it, and its output row and weights are 0; a sample with no node present raises.
+
     Shape:
         - h: :math:`(N, M, D_{in})`
-        - present: :math:`(N, M)` bool, optional (True = the node is there)
+        - present: :math:`(N, M)` or :math:`(M,)` bool, optional (True = the node is there)
         - output: :math:`(N, M, D_{out})`; rows of absent nodes are 0
         - last_weights: :math:`(N, M, M)`, row i = how node i attends to each node j
 
@@ -433,6 +446,10 @@ class ModalityGraphAttention(nn.Module):
 
     def forward(self, h: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         check_shape(h, ("N", "M", self.in_features), "h")
+        N, M = h.shape[:2]
+        if present is not None:
+            present = check_present(present, M, N, h.device)  # (N, M)
+            h = torch.stack(fill_absent(list(h.unbind(1)), present, name="h"), 1)  # (N, M, D)
         Wh = self.linear(h)  # (N, M, D_out)
         e = (Wh @ self.att_dst)[:, :, None] + (Wh @ self.att_src)[:, None, :]  # (N, M, M)
         e = nn.functional.leaky_relu(e, self.negative_slope)
@@ -440,69 +457,10 @@ class ModalityGraphAttention(nn.Module):
             e = e.masked_fill(~present[:, None, :], -math.inf)  # no edge from an absent j
         alpha = torch.softmax(e, dim=-1)  # (N, M, M)
         out = alpha @ Wh + self.bias  # (N, M, D_out)
-        if present is not None:
-            alpha = alpha * present[:, :, None]
-            out = out * present[:, :, None]
+        if present is not None:  # an absent node i: no output, no weights
+            alpha, out = (torch.where(present[:, :, None], t, 0.0) for t in (alpha, out))
         self.last_weights = alpha.detach()  # for inspection: no graph kept between calls
         return out
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}"
-
-
-class ModalityGraphFusion(Fusion):
-    r"""Fusion by graph attention over a sample's modalities, read out by a mean.
-
-    .. math::
-        h_m = W_m z_m + b_m, \qquad h' = \operatorname{ELU}(\operatorname{GAT}(h)),
-        \qquad z = \frac{1}{|\mathcal P|}\sum_{m \in \mathcal P} h'_m ,
-
-    with :math:`\mathcal P` the modalities present. Each modality is projected to a common
-    size E (the nodes), one :class:`ModalityGraphAttention` layer lets every node gather
-    from the others, and the mean over present nodes is the fused vector. An absent
-    modality is removed from the graph, so the fusion works on any non-empty subset.
-
-    Args:
-        in_features: the sizes ``D_1, ..., D_M``.
-        out_features: E, the node size and the fused size.
-
-    Attributes:
-        last_weights: the attention weights of the last call, ``(N, M, M)``.
-
-    Shape:
-        - zs: M tensors :math:`(N, D_m)`
-        - present: :math:`(N, M)` or :math:`(M,)` bool, optional
-        - output: :math:`(N, E)`
-
-    Examples:
-        >>> fusion = ModalityGraphFusion((6, 4), out_features=8)
-        >>> z = fusion([torch.randn(3, 6), torch.randn(3, 4)])
-        >>> z.shape, fusion.last_weights.shape
-        (torch.Size([3, 8]), torch.Size([3, 2, 2]))
-    """
-
-    def __init__(self, in_features: Sequence[int], out_features: int):
-        in_features = check_sizes(in_features, "in_features")
-        super().__init__(in_features, check_positive_int(out_features, "out_features"))
-        self.projections = nn.ModuleList(nn.Linear(d, out_features) for d in in_features)
-        self.attention = ModalityGraphAttention(out_features, out_features)
-
-    @property
-    def last_weights(self) -> torch.Tensor | None:
-        """The attention weights of the last call, ``(N, M, M)``."""
-        return self.attention.last_weights
-
-    def forward(self, zs, present=None) -> torch.Tensor:
-        zs = self.check_modalities(zs)
-        n = zs[0].shape[0]
-        h = torch.stack([p(z) for p, z in zip(self.projections, zs)], dim=1)  # (N, M, E)
-        if present is not None:
-            present = self.check_present(present, n, device=h.device).expand(n, -1)
-        h = nn.functional.elu(self.attention(h, present))  # (N, M, E)
-        if present is None:
-            return h.mean(1)
-        keep = present[:, :, None].to(h.dtype)  # (N, M, 1)
-        return (h * keep).sum(1) / keep.sum(1)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"

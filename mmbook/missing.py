@@ -6,7 +6,11 @@ shape ``(N, M)``, ``True`` = the modality is present (the package's mask convent
 True = real). Every fusion module in :mod:`mmbook.fusion` accepts it
 (``fusion(zs, present=...)``) and documents what it does with an absent modality;
 :class:`mmbook.fusion.MultimodalModel` carries it from ``model(*inputs, present=...)`` to
-its fusion.
+its fusion. The rule itself (how ``present`` is validated, how an absent modality's
+values are removed, what a sample with no modality gets) is written once, in
+:func:`mmbook.utils.check_present` and :func:`mmbook.utils.fill_absent`, and described in
+:mod:`mmbook.fusion.base`. This module sits below the fusion package: it imports
+:mod:`mmbook.utils` only.
 
 * :func:`missing_mask` builds a test-time mask in which a given fraction of the samples
   lose one modality;
@@ -19,7 +23,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .utils import check_nonnegative_int, check_positive_int, check_probability, check_shape
+from .utils import (
+    check_nonnegative_int,
+    check_positive_int,
+    check_present,
+    check_probability,
+    check_shape,
+)
 
 __all__ = ["missing_mask", "ModalityDropout"]
 
@@ -86,7 +96,8 @@ class ModalityDropout(nn.Module):
         p: the probability of dropping each modality, in [0, 1).
 
     Shape:
-        - present: :math:`(N, M)` bool (True = present)
+        - present: :math:`(N, M)` bool (True = present; every row needs one, as everywhere
+          in the package: :func:`mmbook.utils.check_present`)
         - output: :math:`(N, M)` bool, a subset of ``present`` with at least one True per row
 
     Examples:
@@ -106,12 +117,9 @@ class ModalityDropout(nn.Module):
 
     def forward(self, present: torch.Tensor) -> torch.Tensor:
         check_shape(present, ("N", "M"), "present")
-        if present.dtype != torch.bool:
-            raise ValueError(f"present must be a bool tensor (N, M), got dtype {present.dtype}")
+        present = check_present(present, present.shape[1])  # bool, no sample left empty
         if not self.training or self.p == 0.0 or present.shape[0] == 0:
             return present
-        if not bool(present.any(dim=1).all()):
-            raise ValueError("present: every sample needs at least one modality")
         keep = present & (torch.rand(present.shape, device=present.device) >= self.p)
         empty = ~keep.any(dim=1)  # (N,) rows that lost everything
         if bool(empty.any()):

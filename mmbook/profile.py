@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
-from .utils import check_positive
+from .utils import check_positive, count_parameters  # re-exported: one count_parameters
 
 __all__ = ["count_parameters", "count_flops", "measure_latency", "peak_memory",
            "model_size_bytes", "profile_model"]
@@ -48,18 +48,6 @@ def _check_model(model) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     return model
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """The number of scalar parameters of ``model`` (all, or the trainable ones).
-
-    Examples:
-        >>> count_parameters(nn.Linear(3, 2))
-        8
-    """
-    _check_model(model)
-    return sum(p.numel() for p in model.parameters()
-               if p.requires_grad or not trainable_only)
 
 
 def model_size_bytes(model: nn.Module) -> int:

@@ -39,17 +39,13 @@ from .utils import (
     check_choice,
     check_positive,
     check_positive_int,
+    count_parameters,  # re-exported: one count_parameters, in mmbook.utils
     environment,
 )
 
 __all__ = ["count_parameters", "Trainer", "NonFiniteLossError"]
 
 _COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) scalar parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 # ----------------------------------------------------------------------------- progress
@@ -829,7 +825,7 @@ class Trainer:
         if not hasattr(self, "fit_time_"):
             raise RuntimeError("results_row needs a fitted Trainer: call fit first")
         metrics = self.evaluate(test_data)
-        return {**columns, "parameters": count_parameters(self.model),
+        return {**columns, "parameters": count_parameters(self.model, trainable_only=True),
                 "epochs": self.n_epochs_, "best epoch": self.best_epoch_,
                 "test accuracy": metrics.get("accuracy", metrics.get("acc", math.nan)),
                 "fit time (s)": self.fit_time_}

@@ -1,12 +1,20 @@
-"""Small helpers every chapter uses: device choice, seeding, showing source, shape checks."""
+"""Small helpers every chapter uses: device choice, seeding, showing source, checks.
+
+Also the package's one rule for absent modalities (:func:`check_present`,
+:func:`fill_absent`), :func:`count_parameters` and :func:`atomic_write`: every module
+that needs them calls these, never a copy.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import random
+import tempfile
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +24,8 @@ __all__ = [
     "check_positive_int", "check_nonnegative_int", "check_positive", "check_probability",
     "check_choice", "check_sizes", "check_finite", "check_lengths", "check_dtype",
     "check_nonempty_batch", "lengths_to_mask", "to_tensor", "is_sparse", "to_dense_tensor",
-    "as_sparse_coo", "to_numpy", "environment",
+    "as_sparse_coo", "to_numpy", "environment", "check_present", "fill_absent",
+    "count_parameters", "atomic_write",
 ]
 
 
@@ -24,6 +33,12 @@ def get_device() -> torch.device:
     """Return the best available device: CUDA, then Apple MPS, then CPU.
 
     Set the environment variable ``MMBOOK_DEVICE`` (e.g. ``cpu``) to override.
+
+    Examples:
+        >>> get_device().type in ("cuda", "mps", "cpu")
+        True
+        >>> torch.zeros(2, device=get_device()).device.type == get_device().type
+        True
     """
     forced = os.environ.get("MMBOOK_DEVICE")
     if forced:
@@ -37,7 +52,13 @@ def get_device() -> torch.device:
 
 
 def set_seed(seed: int = 0) -> None:
-    """Seed Python's ``random``, NumPy and torch (and every CUDA device when present)."""
+    """Seed Python's ``random``, NumPy and torch (and every CUDA device when present).
+
+    Examples:
+        >>> set_seed(0); a = torch.rand(2)
+        >>> set_seed(0); torch.equal(a, torch.rand(2))
+        True
+    """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     random.seed(seed)
@@ -59,6 +80,11 @@ def show_source(obj) -> object:
 
     Returns:
         an object with ``_repr_html_`` and ``__repr__`` showing the source.
+
+    Examples:
+        >>> print(show_source(to_numpy))  # doctest: +ELLIPSIS
+        def to_numpy(t) -> np.ndarray:
+        ...
     """
     try:
         source = inspect.getsource(obj)
@@ -104,6 +130,13 @@ def check_shape(tensor, expected: Sequence, name: str = "input") -> None:
 
     Raises:
         ValueError: naming the argument, the shape received and the shape expected.
+
+    Examples:
+        >>> check_shape(torch.zeros(4, 3, 3), ("N", "D", "D"), "x")  # passes: None
+        >>> check_shape(torch.zeros(4, 3, 2), ("N", "D", "D"), "x")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: x has shape (4, 3, 2) but expected (N, D, D): dimension D is 3 at ...
     """
     if not hasattr(tensor, "shape"):
         raise TypeError(f"{name} must be a tensor or array, got {type(tensor).__name__}")
@@ -169,7 +202,16 @@ def check_positive_int(value, name: str) -> int:
 
 
 def check_nonnegative_int(value, name: str) -> int:
-    """Return ``value`` if it is an int >= 0 (not a bool), else raise ``ValueError``."""
+    """Return ``value`` if it is an int >= 0 (not a bool), else raise ``ValueError``.
+
+    Examples:
+        >>> check_nonnegative_int(0, "t")
+        0
+        >>> check_nonnegative_int(True, "t")
+        Traceback (most recent call last):
+        ...
+        ValueError: t must be an int >= 0, got True (bool)
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r} "
                          f"({type(value).__name__})")
@@ -181,6 +223,14 @@ def check_positive(value, name: str, allow_zero: bool = False) -> float:
 
     Raises:
         ValueError: naming the argument and the value received.
+
+    Examples:
+        >>> check_positive(2, "lr")
+        2.0
+        >>> check_positive(float("inf"), "lr")
+        Traceback (most recent call last):
+        ...
+        ValueError: lr must be a finite number > 0, got inf
     """
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok:
@@ -193,7 +243,16 @@ def check_positive(value, name: str, allow_zero: bool = False) -> float:
 
 
 def check_probability(value, name: str, allow_one: bool = True) -> float:
-    """Return ``float(value)`` if it lies in [0, 1] ([0, 1) when ``allow_one=False``)."""
+    """Return ``float(value)`` if it lies in [0, 1] ([0, 1) when ``allow_one=False``).
+
+    Examples:
+        >>> check_probability(0.5, "p")
+        0.5
+        >>> check_probability(1, "p", allow_one=False)
+        Traceback (most recent call last):
+        ...
+        ValueError: p must be a probability in [0, 1), got 1
+    """
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok:
         v = float(value)
@@ -226,6 +285,14 @@ def check_sizes(sizes, name: str, allow_modules: bool = False) -> tuple:
 
     Returns:
         the sizes as a tuple.
+
+    Examples:
+        >>> check_sizes([3, 5], "in_features")
+        (3, 5)
+        >>> check_sizes(3, "in_features")
+        Traceback (most recent call last):
+        ...
+        ValueError: in_features must be a sequence with one entry per modality, got 3
     """
     from torch import nn
 
@@ -381,6 +448,16 @@ def to_tensor(x, name: str, dtype: torch.dtype | None = None, device=None,
     Raises:
         TypeError: a non-numeric array (strings, objects).
         ValueError: the wrong number of dimensions, or non-finite values.
+
+    Examples:
+        >>> to_tensor(np.ones((2, 3), dtype=np.float16), "X", ndim=2).dtype
+        torch.float32
+        >>> to_tensor([[1, 2]], "X", dtype=torch.float64)
+        tensor([[1., 2.]], dtype=torch.float64)
+        >>> to_tensor([1.0, float("nan")], "X")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: X holds 1 NaN and 0 infinite values ...
     """
     x = to_dense_tensor(x)
     if isinstance(x, torch.Tensor):
@@ -408,7 +485,12 @@ def to_tensor(x, name: str, dtype: torch.dtype | None = None, device=None,
 
 def is_sparse(x) -> bool:
     """True for a sparse matrix: a torch tensor of any sparse layout (COO, CSR, CSC, BSR,
-    BSC) or a ``scipy.sparse`` matrix or array."""
+    BSC) or a ``scipy.sparse`` matrix or array.
+
+    Examples:
+        >>> is_sparse(torch.eye(2).to_sparse_csr()), is_sparse(torch.eye(2))
+        (True, False)
+    """
     if isinstance(x, torch.Tensor):
         return x.layout != torch.strided
     if type(x).__module__.startswith("scipy.sparse"):
@@ -424,7 +506,15 @@ def _sparse_name(x) -> str:
 
 
 def to_dense_tensor(x):
-    """A sparse matrix (any torch layout, or scipy) as a dense tensor; anything else as is."""
+    """A sparse matrix (any torch layout, or scipy) as a dense tensor; anything else as is.
+
+    Examples:
+        >>> to_dense_tensor(torch.eye(2).to_sparse())
+        tensor([[1., 0.],
+                [0., 1.]])
+        >>> to_dense_tensor([1, 2])  # not sparse: returned as it is
+        [1, 2]
+    """
     if not is_sparse(x):
         return x
     if isinstance(x, torch.Tensor):
@@ -460,7 +550,12 @@ def as_sparse_coo(x, name: str) -> torch.Tensor:
 
 
 def to_numpy(t) -> np.ndarray:
-    """A tensor (any device, with or without grad) or array as a NumPy array."""
+    """A tensor (any device, with or without grad) or array as a NumPy array.
+
+    Examples:
+        >>> to_numpy(torch.ones(2, requires_grad=True))
+        array([1., 1.], dtype=float32)
+    """
     if isinstance(t, torch.Tensor):
         return t.detach().cpu().numpy()
     return np.asarray(t)
@@ -472,6 +567,12 @@ def seed_from_env(default: int = 0) -> int:
 
     Chapters call ``set_seed(seed_from_env())`` so that the whole book can be run under
     another seed (``MMBOOK_SEED=3 make notebooks``).
+
+    Examples:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_SEED": "3"}):
+        ...     seed_from_env()
+        3
     """
     raw = os.environ.get("MMBOOK_SEED", "").strip()
     if not raw:
@@ -489,6 +590,10 @@ def environment() -> str:
         ``"colab"``; ``"nbval"`` (under the tests: pytest, or a kernel it started);
         ``"jupyter"`` (a kernel that a Jupyter server started for a person: live);
         ``"ipykernel"`` (a kernel driven headless, e.g. by jupyter-book); or ``"script"``.
+
+    Examples:
+        >>> environment() in ("colab", "nbval", "jupyter", "ipykernel", "script")
+        True
     """
     import sys
 
@@ -499,3 +604,212 @@ def environment() -> str:
     if "ipykernel" in sys.modules:
         return "jupyter" if os.environ.get("JPY_SESSION_NAME") else "ipykernel"
     return "script"
+
+
+# ----------------------------------------------------------------------------- absent modalities
+# The package's one rule for absent modalities. ``present`` (bool (N, M), True = sample n
+# has modality m) is validated by check_present; what an absent modality holds is removed
+# by fill_absent (torch.where, never a product). Fusions, attention over modalities, the
+# graph over modalities, ModalityDropout and the imputers all call these two.
+def check_present(present, num_modalities: int, batch_size: int | None = None, device=None,
+                  name: str = "present") -> torch.Tensor:
+    r"""Validate a ``present`` mask, the package's one reading of "which modalities are there".
+
+    ``present[n, m]`` is ``True`` when sample n has modality m (the package's mask
+    convention: True = real). It is bool ``(N, M)``, or ``(M,)`` for the same modalities
+    in every sample (a list of M booleans works too). **Every sample must have at least
+    one modality**: a row with none raises, in every fusion and imputer alike (there is
+    nothing to fuse or impute from; :class:`mmbook.missing.ModalityDropout` and
+    :func:`mmbook.missing.missing_mask` never produce such a row).
+
+    Args:
+        present: a bool tensor, array or list, ``(N, M)`` or ``(M,)``.
+        num_modalities: M.
+        batch_size: N; when given, the result is expanded to ``(N, M)``.
+        device: where the mask goes (default: where it is; a list goes to the CPU).
+        name: the argument's name, used in messages.
+
+    Returns:
+        bool ``(N, M)`` (``(1, M)`` from an ``(M,)`` mask when ``batch_size`` is None).
+
+    Raises:
+        ValueError: not bool, a wrong shape (the message gives the shape received and the
+            one expected), or a sample with no modality (its first rows are named).
+
+    Shape:
+        - present: :math:`(N, M)` or :math:`(M,)`
+        - output: :math:`(N, M)`
+
+    Examples:
+        >>> check_present([True, False], 2, batch_size=3)
+        tensor([[ True, False],
+                [ True, False],
+                [ True, False]])
+        >>> check_present(torch.tensor([[True, False], [False, False]]), 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: present: every sample needs at least one modality; rows [1] have none
+    """
+    M = check_positive_int(num_modalities, "num_modalities")
+    p = present if isinstance(present, torch.Tensor) else torch.as_tensor(np.asarray(present))
+    if device is not None:
+        p = p.to(device)
+    n = "N" if batch_size is None else batch_size
+    if p.dtype != torch.bool:
+        raise ValueError(f"{name} must be a bool tensor ({n}, {M}) or ({M},), True = present, "
+                         f"got dtype {p.dtype}")
+    ok = (p.dim() == 1 and p.shape[0] == M) or (
+        p.dim() == 2 and p.shape[1] == M and (batch_size is None or p.shape[0] in (1, batch_size)))
+    if not ok:
+        raise ValueError(f"{name} must have shape ({n}, {M}) or ({M},), got {_fmt(p.shape)}")
+    p = p.reshape(-1, M)  # (N or 1, M)
+    empty = ~p.any(dim=1)
+    if p.device.type != "meta" and bool(empty.any()):  # meta: shapes only, no values
+        rows = torch.nonzero(empty).flatten()[:5].tolist()
+        raise ValueError(f"{name}: every sample needs at least one modality; rows {rows} "
+                         f"have none")
+    return p if batch_size is None else p.expand(batch_size, M)
+
+
+def fill_absent(xs, present, value: float = 0.0, shapes: Sequence | None = None,
+                name: str = "xs") -> list:
+    r"""Remove what absent modalities hold: the rows of ``xs[m]`` whose modality is absent
+    become ``value``.
+
+    .. math:: \tilde x^{(m)}_n = \begin{cases} x^{(m)}_n & r_{nm} \\ v & \text{otherwise}
+              \end{cases}
+
+    with :math:`r` the ``present`` mask (:func:`check_present`). Written with
+    ``torch.where``, never as the product :math:`r_{nm} x^{(m)}_n`: whatever an absent row
+    holds (NaN, inf, garbage) is dropped, and its gradient is exactly 0 (a product gives
+    0 × NaN = NaN, in the output and in the gradient). ``xs[m]`` may be ``None`` for a
+    modality absent from every sample; it becomes ``value`` everywhere, of shape
+    ``(N, *shapes[m])``.
+
+    Args:
+        xs: a list of M tensors ``(N, ...)`` (``None`` where absent from every sample).
+        present: the mask, as :func:`check_present` takes it.
+        value: what absent rows hold afterwards (0: the neutral input of a sum).
+        shapes: each modality's feature shape (an int :math:`D_m` or a tuple), needed only
+            for a ``None`` entry.
+        name: the argument's name, used in messages.
+
+    Returns:
+        a list of M tensors, each shaped like its input.
+
+    Raises:
+        ValueError: ``xs`` not a list of M entries, tensors that disagree on N, a ``None``
+            entry for a modality some sample has (or with no shape to build it), and what
+            :func:`check_present` raises.
+
+    Shape:
+        - xs[m]: :math:`(N, *)`; present: :math:`(N, M)` or :math:`(M,)`
+        - output[m]: :math:`(N, *)`
+
+    Examples:
+        >>> xs = [torch.ones(2, 3), torch.full((2, 2), float("nan"))]
+        >>> fill_absent(xs, torch.tensor([[True, True], [True, False]]))[1]
+        tensor([[nan, nan],
+                [0., 0.]])
+        >>> fill_absent([torch.ones(2, 3), None], [True, False], shapes=(3, 2))[1]
+        tensor([[0., 0.],
+                [0., 0.]])
+    """
+    if isinstance(xs, torch.Tensor) or not isinstance(xs, (list, tuple)) or not xs:
+        raise ValueError(f"{name} must be a list of modality tensors (N, ...), None where "
+                         f"absent, got {type(xs).__name__}")
+    known = [x for x in xs if x is not None]
+    for m, x in enumerate(xs):
+        if x is not None and (not isinstance(x, torch.Tensor) or x.dim() < 1):
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name}[{m}] must be a tensor (N, ...) or None, got {got}")
+    if not known:
+        raise ValueError(f"{name}: at least one modality tensor is needed, got only None")
+    N, M = known[0].shape[0], len(xs)
+    mask = check_present(present, M, N, device=known[0].device)
+    out = []
+    for m, x in enumerate(xs):
+        if x is None:
+            if bool(mask[:, m].any()):
+                raise ValueError(f"{name}[{m}] is None but present[:, {m}] is True for some "
+                                 f"samples")
+            if shapes is None or shapes[m] is None or not isinstance(shapes[m], (int, tuple)):
+                raise ValueError(f"{name}[{m}] is None and no feature size is known for it")
+            tail = (shapes[m],) if isinstance(shapes[m], int) else tuple(shapes[m])
+            out.append(known[0].new_full((N, *tail), value))
+            continue
+        if x.shape[0] != N:
+            raise ValueError(f"{name}[{m}] has batch size {x.shape[0]} (shape {_fmt(x.shape)}) "
+                             f"but {name} has N={N}: all modalities must share N")
+        keep = mask[:, m].reshape(N, *(1,) * (x.dim() - 1))  # (N, 1, ..., 1)
+        out.append(torch.where(keep, x, torch.full((), value, dtype=x.dtype, device=x.device)))
+    return out
+
+
+# ----------------------------------------------------------------------------- models and files
+def count_parameters(model, trainable_only: bool = False) -> int:
+    """The number of scalar parameters of ``model``: all of them (default), or only those an
+    optimizer would train (``requires_grad``) with ``trainable_only=True``.
+
+    Buffers (BatchNorm statistics) are not parameters; a tensor kept in a plain Python
+    list is not registered, so it is not counted either (chapter 6).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+
+    Examples:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))  # 8 + 6 parameters
+        >>> _ = net[0].requires_grad_(False)  # freeze the first layer
+        >>> count_parameters(net), count_parameters(net, trainable_only=True)
+        (14, 6)
+    """
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb") -> Iterator:
+    """Write a file all at once or not at all: a context manager yielding an open file.
+
+    The data go to a temporary file in the same folder, which replaces ``path``
+    (``os.replace``, atomic on POSIX and Windows) only when the block ends without an
+    error; otherwise it is removed and ``path`` is left as it was. An interrupted
+    download or an exception mid-write never leaves a half-written file. The file gets
+    mode ``0o644`` (``mkstemp`` makes files private; the package's files are not secret).
+
+    Args:
+        path: the file to write; its folder must exist.
+        mode: ``"wb"`` (bytes) or ``"w"`` (text, UTF-8).
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> with atomic_write(folder / "a.txt", "w") as f:
+        ...     _ = f.write("hello")
+        >>> (folder / "a.txt").read_text()
+        'hello'
+        >>> try:
+        ...     with atomic_write(folder / "a.txt", "w") as f:
+        ...         _ = f.write("half")
+        ...         raise OSError("disk full")
+        ... except OSError:
+        ...     pass
+        >>> (folder / "a.txt").read_text(), sorted(p.name for p in folder.iterdir())
+        ('hello', ['a.txt'])
+        >>> import shutil; shutil.rmtree(folder)
+    """
+    check_choice(mode, ("wb", "w"), "mode")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+            yield f
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

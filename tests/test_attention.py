@@ -10,7 +10,6 @@ from mmbook.attention import (
     CoAttention,
     CrossModalAttention,
     CrossModalTransformerBlock,
-    ModalityAttention,
     MultiheadCrossModalAttention,
     attention_entropy,
     lengths_to_mask,
@@ -18,6 +17,7 @@ from mmbook.attention import (
     scaled_dot_product_attention,
     seed_cross_modal_attention,
 )
+from mmbook.fusion import ModalityAttention
 
 torch.manual_seed(0)
 

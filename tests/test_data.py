@@ -223,18 +223,81 @@ def test_ch02_checkers_accept_right_and_reject_wrong_answers():
 
 
 # ----------------------------------------------------------------------------- the data contract
-def _check_contract(ds, arity):
-    """Items (*inputs, target); .modalities, .modality(name), .num_classes."""
+def _check_contract(ds, arity, tensors_only=True):
+    """A ModalityDataset: items (*inputs, target); .modalities, .arity, .modality(name),
+    .num_classes."""
+    from mmbook.data.base import ModalityDataset
+
     item = ds[0]
-    assert isinstance(ds, torch.utils.data.Dataset) and len(item) == sum(arity) + 1
-    assert all(isinstance(t, torch.Tensor) for t in item)
+    assert isinstance(ds, ModalityDataset) and len(item) == sum(arity) + 1
+    assert tuple(ds.arity) == tuple(arity) and len(ds.modalities) == len(arity)
+    assert all(isinstance(t, torch.Tensor) for t in item) or not tensors_only
+    start = 0
     for name, a in zip(ds.modalities, arity):
         sub = ds.modality(name)
         assert len(sub) == len(ds) and len(sub[0]) == a + 1
         assert torch.equal(sub[0][-1], item[-1])
+        for got, want in zip(sub[0][:-1], item[start:start + a]):  # the same inputs, in order
+            assert torch.equal(got, want) if isinstance(want, torch.Tensor) else got == want
+        start += a
     with pytest.raises(ValueError, match="name must be one of"):
         ds.modality("smell")
-    assert ds.num_classes == int(max(int(ds[i][-1]) for i in range(len(ds)))) + 1
+    if ds.num_classes is not None:
+        labels = [int(ds[i][-1]) for i in range(len(ds))]
+        assert max(labels) < ds.num_classes
+
+
+def _every_data_set():
+    """One small instance of each data set the package makes (no list to keep in sync:
+    the names are checked against mmbook.data.__all__ below)."""
+    from mmbook.data import (
+        load_mfeat,
+        make_interactions,
+        make_sort_of_clevr,
+        make_spoken_reviews,
+    )
+
+    return {
+        "MultiViewDataset": (load_mfeat(["fou", "mor"])["test"], (1, 1)),
+        "InteractionDataset": (make_interactions("synergy", n=50, seed=0), (1, 1)),
+        "AVDigits": (load_av_digits("test", TINY, seed=0), (1, 2)),
+        "SortOfCLEVR": (make_sort_of_clevr(4, image_size=32, seed=0), (1, 1)),
+        "SpokenReviews": (make_spoken_reviews(60, seed=0, n_speakers=6)["test"], None),
+    }
+
+
+def test_every_data_set_class_is_listed_here():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import mmbook.data as data
+
+    classes = set()
+    for info in pkgutil.iter_modules(data.__path__):
+        module = importlib.import_module(f"mmbook.data.{info.name}")
+        classes |= {n for n in getattr(module, "__all__", ())
+                    if inspect.isclass(getattr(module, n))
+                    and issubclass(getattr(module, n), torch.utils.data.Dataset)}
+    assert classes - {"ModalityDataset"} == set(_every_data_set())
+
+
+@pytest.mark.parametrize("name", ["MultiViewDataset", "InteractionDataset", "AVDigits",
+                                  "SortOfCLEVR", "SpokenReviews"])
+def test_every_data_set_is_a_modality_dataset(name):
+    from mmbook.data.base import ModalityDataset
+
+    ds, arity = _every_data_set()[name]
+    assert isinstance(ds, ModalityDataset), type(ds).__mro__
+    if arity is None:  # SpokenReviews: one input per modality, then the shared word counts
+        item = ds[0]
+        assert len(item) == len(ds.modalities) + 2
+        for k, m in enumerate(ds.modalities):
+            x, length, y = ds.modality(m)[0]
+            assert torch.equal(x, item[k]) and torch.equal(length, item[-2])
+            assert torch.equal(y, item[-1])
+        return
+    _check_contract(ds, arity, tensors_only=name != "SortOfCLEVR")
 
 
 def test_every_loader_follows_the_data_contract():

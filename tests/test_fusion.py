@@ -386,7 +386,7 @@ def test_late_fusion_with_a_missing_modality_renormalises_the_weights():
                                torch.log_softmax(only.heads[1](zs[1]), 1))
     with pytest.raises(ValueError, match="at least one"):
         f(zs, present=[False, False, False])
-    with pytest.raises(ValueError, match="present must hold 3"):
+    with pytest.raises(ValueError, match=r"present must have shape \(6, 3\) or \(3,\)"):
         f(zs, present=[True, False])
     with pytest.raises(ValueError, match="meta"):
         LateFusion(DIMS, C, mode="meta")(zs, present=[True, True, False])
@@ -451,37 +451,35 @@ def test_ch06_checkers_accept_right_and_explain_wrong_answers():
 def _public_fusion_classes():
     import inspect
 
-    from mmbook import attention, fusion
+    from mmbook import fusion
 
-    found = {}
-    for module in (fusion, attention):
-        for name in module.__all__:
-            obj = getattr(module, name)
-            if inspect.isclass(obj) and issubclass(obj, nn.Module) and (
-                    "Fusion" in name or name == "ModalityAttention"):
-                found[name] = obj
-    found.pop("MultimodalModel", None)
+    found = {name: getattr(fusion, name) for name in fusion.__all__
+             if inspect.isclass(getattr(fusion, name))
+             and issubclass(getattr(fusion, name), nn.Module)}
+    found.pop("MultimodalModel")
     found.pop("Fusion")
     return found
 
 
 def _contract_instances():
-    from mmbook.attention import ModalityAttention
+    from mmbook.fusion import ModalityAttention, ModalityGraphFusion
 
-    return {**_all_fusions(), "modality_attention": ModalityAttention(4, num_modalities=3)}
+    return {**_all_fusions(), "modality_attention": ModalityAttention(4, num_modalities=3),
+            "graph": ModalityGraphFusion(DIMS, E)}
 
 
 def _dims_of(fusion):
     return fusion.in_features if fusion.in_features[0] is not None else DIMS
 
 
-def test_every_public_fusion_class_is_a_fusion_and_is_tested_here():
-    from mmbook.fusion import Fusion
+def test_every_public_fusion_class_is_a_fusion_registered_and_tested_here():
+    from mmbook.fusion import FUSIONS, Fusion
 
     classes = _public_fusion_classes()
     assert all(issubclass(cls, Fusion) for cls in classes.values()), classes
     tested = {type(f).__name__ for f in _contract_instances().values()}
     assert tested == set(classes)
+    assert {entry.cls.__name__ for entry in FUSIONS.values()} == set(classes)
 
 
 @pytest.mark.parametrize("name", list(_contract_instances()))
@@ -509,7 +507,7 @@ def test_every_fusion_follows_its_inputs_device_and_dtype(name, device, dtype):
 
 
 def test_multimodal_model_takes_any_fusion_and_refuses_other_modules():
-    from mmbook.attention import ModalityAttention
+    from mmbook.fusion import ModalityAttention
 
     with pytest.raises(TypeError, match="must be a mmbook.fusion.Fusion"):
         MultimodalModel([nn.Identity(), nn.Identity()], nn.Linear(2, 2))
@@ -520,7 +518,7 @@ def test_multimodal_model_takes_any_fusion_and_refuses_other_modules():
 
 
 def test_modality_attention_weights_behind_a_flag_or_an_attribute():
-    from mmbook.attention import ModalityAttention
+    from mmbook.fusion import ModalityAttention
 
     fusion = ModalityAttention(4, num_modalities=3)
     zs = _inputs((4, 4, 4))
@@ -532,20 +530,52 @@ def test_modality_attention_weights_behind_a_flag_or_an_attribute():
         fusion(zs[:2])
 
 
-@pytest.mark.parametrize("name", ["concat", "tensor", "weighted_sum", "low_rank", "gated",
-                                  "attention"])
+# every registry entry, built from what it declares (no list of names kept here)
+_OFFER = {"out_features": 6, "rank": 2, "num_classes": C}
+
+
+def _registry_fusion(name, dims=(4, 4, 4)):
+    from mmbook.fusion import FUSIONS
+
+    entry = FUSIONS[name]
+    return entry.build(dims, **{k: _OFFER[k] for k in entry.needs})
+
+
+def _registry_names():
+    import mmbook.fusion  # noqa: F401 (fills the registry)
+    from mmbook.fusion.base import FUSIONS
+
+    return sorted(FUSIONS)
+
+
+def test_registry_holds_every_family():
+    assert set(_registry_names()) == {"concat", "weighted_sum", "late", "tensor", "low_rank",
+                                      "gated", "attention", "graph"}
+
+
+@pytest.mark.parametrize("name", _registry_names())
 def test_registry_builds_every_named_fusion(name):
     from mmbook.fusion import FUSIONS, Fusion, make_fusion
 
-    kwargs = {"rank": 2} if name == "low_rank" else {}
-    out = None if name in ("concat", "tensor", "attention") else 6
-    fusion = make_fusion(name, (4, 4), out, **kwargs)
-    assert isinstance(fusion, Fusion) and name in FUSIONS
-    assert fusion(_inputs((4, 4))).shape == (N, fusion.out_features)
+    fusion = _registry_fusion(name)
+    assert isinstance(fusion, Fusion) and isinstance(fusion, FUSIONS[name].cls)
+    assert fusion(_inputs((4, 4, 4))).shape == (N, fusion.out_features)
+    needs = {k: _OFFER[k] for k in FUSIONS[name].needs}
+    out = needs.pop("out_features", None)
+    assert type(make_fusion(name, (4, 4, 4), out, **needs)) is type(fusion)
+    for missing in FUSIONS[name].needs:  # each declared need is really needed
+        with pytest.raises(ValueError, match=f"needs {missing}"):
+            FUSIONS[name].build((4, 4, 4), **{k: v for k, v in _OFFER.items() if k != missing})
+    if "rank" not in FUSIONS[name].needs + FUSIONS[name].accepts:  # strict: refused ...
+        with pytest.raises(ValueError, match="takes"):
+            make_fusion(name, (4, 4, 4), out, rank=2, **needs)
+    # ... and ignored when a model offers everything it has
+    offered = make_fusion(name, (4, 4, 4), 6, strict=False, rank=2, num_classes=C)
+    assert type(offered) is type(fusion)
 
 
 def test_registry_errors_and_modules():
-    from mmbook.fusion import make_fusion
+    from mmbook.fusion import Fusion, make_fusion, register_fusion
 
     g = GatedFusion((4, 4), 3)
     assert make_fusion(g, (4, 4)) is g
@@ -553,17 +583,23 @@ def test_registry_errors_and_modules():
         make_fusion(g, (4, 4, 4))
     with pytest.raises(ValueError, match="needs out_features"):
         make_fusion("gated", (4, 4))
+    with pytest.raises(ValueError, match="needs out_features and rank"):
+        make_fusion("low_rank", (4, 4))
     with pytest.raises(ValueError, match="has out_features=8"):
         make_fusion("concat", (4, 4), 5)
     with pytest.raises(ValueError, match="equal in_features"):
         make_fusion("attention", (4, 5))
+    with pytest.raises(ValueError, match="taken by ConcatFusion"):
+        register_fusion("concat")(type("Other", (Fusion,), {}))
+    with pytest.raises(ValueError, match="needs a Fusion subclass"):
+        register_fusion("linear")(nn.Linear)
 
 
 def test_lstm_attention_fusion_takes_a_fusion_module_or_name():
     from mmbook.models import LSTMAttentionFusion
 
     images, audio = torch.randn(2, 1, 8, 8), torch.randn(2, 5, 6)
-    for fusion in ("gated", "attention", GatedFusion((8, 8), 4)):
+    for fusion in (*_registry_names(), GatedFusion((8, 8), 4)):  # every name, no list
         model = LSTMAttentionFusion((8, 6), 8, num_classes=3, fusion=fusion)
         assert model(images, audio).shape == (2, 3)
     model = LSTMAttentionFusion((8, 6), 8, num_classes=3, fusion="low_rank", rank=2)

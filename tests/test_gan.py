@@ -125,6 +125,34 @@ def test_compare_imputers_hides_absent_entries():
     assert rows[1] == {"imputer": "oracle", "accuracy": 1.0}
 
 
+def test_zero_impute_and_compare_imputers_drop_nan_in_absent_entries():
+    # issue 23: x * present kept NaN, and compare_imputers scored the NaN logits
+    x0 = torch.tensor([[1.0], [-1.0], [2.0], [-2.0], [0.5], [-0.5]])
+    x1 = torch.tensor([[0.2], [float("nan")], [float("nan")], [-0.1], [float("nan")], [0.3]])
+    present = torch.tensor([[True, True], [True, False], [True, False], [True, True],
+                            [True, False], [True, True]])
+    labels = torch.tensor([1, 0, 1, 0, 1, 1])
+
+    def classify(xs):  # class 1 iff x0 + x1 > 0
+        s = xs[0][:, 0] + xs[1][:, 0]
+        return torch.stack([-s, s], 1)
+
+    filled = zero_impute([x0, x1], present)
+    assert torch.isfinite(filled[1]).all() and (filled[1][~present[:, 1]] == 0).all()
+    torch.testing.assert_close(filled[1][present[:, 1]], x1[present[:, 1]])
+    by_hand = torch.where(present[:, 1:], x1, torch.tensor(0.0))  # the reference
+    want = (classify([x0, by_hand]).argmax(1) == labels).float().mean().item()
+    nan_score = (classify([x0, x1]).argmax(1) == labels).float().mean().item()
+    assert want == pytest.approx(5 / 6) and nan_score != want  # NaN logits score otherwise
+    rows = compare_imputers({"zero-fill": zero_impute}, classify, [x0, x1], labels, present)
+    assert rows == [{"imputer": "zero-fill", "accuracy": want}]
+    G = ConditionalGenerator(1, 1, noise_dim=0)
+    out = GeneratorImputer(G, torch.nn.Identity(), source=0, target=1)([x0, x1], present)
+    assert torch.isfinite(out[1]).all()
+    with pytest.raises(ValueError, match=r"rows \[0\] have none"):
+        zero_impute([x0, x1], torch.tensor([[False, False]] + [[True, True]] * 5))
+
+
 def test_invariant_encoder_trains_and_checks_inputs():
     torch.manual_seed(0)
     model = ModalityInvariantEncoder((3, 2), embed_dim=4, num_classes=2, hidden_features=8)

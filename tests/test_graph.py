@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmbook.fusion import Fusion
+from mmbook.fusion import Fusion, ModalityGraphFusion
 from mmbook.graph import (
     GraphConv,
     ModalityGraphAttention,
-    ModalityGraphFusion,
     knn_graph,
     make_affinity,
     normalize_adjacency,

@@ -286,3 +286,159 @@ def test_check_modality_dropout_diagnoses():
 def test_check_renormalised_average_names_a_missing_division():
     summed = ch10.check_renormalised_average(lambda p, r: (p * r[:, :, None]).sum(1))
     assert not summed and "did not divide" in summed.message
+
+
+# ----------------------------------------------------------------------------- the one rule
+# Every fusion, by the registry (no list of names kept here), follows the package's one
+# absent-modality rule: mmbook.utils.check_present / fill_absent.
+DIMS3 = (4, 4, 4)  # equal sizes: "attention" sums the modalities
+PRESENT3 = torch.tensor([[True, True, True], [True, False, True], [False, True, False],
+                         [True, False, False], [False, False, True], [True, True, False]])
+_OFFER = {"out_features": 6, "rank": 2, "num_classes": C}
+
+
+def _registry():
+    from mmbook.fusion import FUSIONS
+
+    return sorted(FUSIONS)
+
+
+def _build(name, seed=0):
+    from mmbook.fusion import FUSIONS
+
+    torch.manual_seed(seed)
+    entry = FUSIONS[name]
+    return entry.build(DIMS3, **{k: _OFFER[k] for k in entry.needs})
+
+
+def _absent_filled(zs, present, value):
+    return [torch.where(present[:, m:m + 1], z, torch.full_like(z, value))
+            for m, z in enumerate(zs)]
+
+
+def _output_and_grads(fusion, zs, present):
+    zs = [z.clone().requires_grad_() for z in zs]
+    fusion.zero_grad()
+    out = fusion(zs, present=present)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    grads = {n: p.grad.clone() for n, p in fusion.named_parameters() if p.grad is not None}
+    return out.detach(), grads, [z.grad for z in zs]
+
+
+@pytest.mark.parametrize("name", _registry())
+def test_every_fusion_discards_nan_and_inf_in_absent_rows_gradients_included(name):
+    fusion = _build(name)
+    g = torch.Generator().manual_seed(1)
+    zs = [torch.randn(N, d, generator=g) for d in DIMS3]
+    want, want_grads, _ = _output_and_grads(fusion, _absent_filled(zs, PRESENT3, 0.0), PRESENT3)
+    for bad in (float("nan"), float("inf"), 1e4):
+        out, grads, z_grads = _output_and_grads(fusion, _absent_filled(zs, PRESENT3, bad),
+                                                PRESENT3)
+        assert torch.isfinite(out).all(), (name, bad)
+        torch.testing.assert_close(out, want)  # equal to zeros (or anything) in those rows
+        assert grads.keys() == want_grads.keys()
+        for pname, grad in grads.items():
+            assert torch.isfinite(grad).all(), (name, bad, pname)
+            torch.testing.assert_close(grad, want_grads[pname])
+        for m, zg in enumerate(z_grads):
+            assert torch.isfinite(zg).all() and (zg[~PRESENT3[:, m]] == 0).all(), (name, m)
+
+
+@pytest.mark.parametrize("name", _registry())
+def test_every_fusion_takes_none_for_a_modality_absent_from_the_whole_batch(name):
+    fusion = _build(name).eval()
+    zs = [torch.randn(N, d) for d in DIMS3]
+    present = torch.tensor([True, False, True])
+    with torch.no_grad():
+        want = fusion([zs[0], torch.full((N, 4), float("nan")), zs[2]], present=present)
+        torch.testing.assert_close(fusion([zs[0], None, zs[2]], present=present), want)
+        per_sample = present.expand(N, 3)
+        torch.testing.assert_close(fusion([zs[0], None, zs[2]], present=per_sample), want)
+    with pytest.raises(ValueError, match=r"\[1\] is None but present\[:, 1\] is True"):
+        fusion([zs[0], None, zs[2]], present=PRESENT3)
+
+
+@pytest.mark.parametrize("name", _registry())
+def test_every_fusion_refuses_a_sample_with_no_modality_alike(name):
+    fusion = _build(name)
+    zs = [torch.randn(N, d) for d in DIMS3]
+    empty = PRESENT3.clone()
+    empty[4] = False
+    with pytest.raises(ValueError, match=r"every sample needs at least one modality; rows "
+                                         r"\[4\] have none"):
+        fusion(zs, present=empty)
+    with pytest.raises(ValueError, match="dtype"):
+        fusion(zs, present=PRESENT3.float())
+
+
+def test_modality_attention_infers_its_modalities_in_a_model_with_modality_dropout():
+    from mmbook.fusion import ModalityAttention
+
+    torch.manual_seed(0)
+    encoders = [nn.Linear(d, 4) for d in (3, 5, 2)]
+    model = MultimodalModel(encoders, ModalityAttention(4), modality_dropout=0.5)  # the issue's
+    xs = [torch.randn(5, d) for d in (3, 5, 2)]
+    model(*xs).sum().backward()  # training: random masks of shape (5, 3)
+    assert all(torch.isfinite(p.grad).all() for p in model.fusion.parameters())
+    model.eval()
+    with torch.no_grad():
+        zs = [e(x) for e, x in zip(encoders, xs)]
+        torch.testing.assert_close(model(*xs), model.fusion(zs))
+        torch.testing.assert_close(model(*xs, present=PRESENT3[:5]),
+                                   model.fusion(zs, present=PRESENT3[:5]))
+
+
+def test_modality_attention_per_step_mask_follows_the_rule():
+    from mmbook.fusion import ModalityAttention
+
+    torch.manual_seed(0)
+    fusion = ModalityAttention(4)  # any K
+    X = torch.randn(N, 7, 3, 4)  # (N, T, K, E)
+    step_mask = torch.rand(N, 7, 3) > 0.4
+    step_mask[..., 0] = True
+    bad = torch.where(step_mask[..., None], X, torch.tensor(float("nan")))
+    want = fusion(torch.where(step_mask[..., None], X, torch.tensor(0.0)), step_mask)
+    torch.testing.assert_close(fusion(bad, step_mask), want)
+    # a per-sample mask (N, K) holds at every step
+    torch.testing.assert_close(fusion(X, PRESENT3),
+                               fusion(X, PRESENT3[:, None, :].expand(N, 7, 3)))
+    step_mask[2, 5] = False
+    with pytest.raises(ValueError, match="at least one modality"):
+        fusion(X, step_mask)
+
+
+def test_modality_graph_attention_discards_absent_nodes():
+    from mmbook.graph import ModalityGraphAttention
+
+    torch.manual_seed(0)
+    gat = ModalityGraphAttention(4, 3)
+    h = torch.randn(N, 3, 4)
+    nan = torch.where(PRESENT3[..., None], h, torch.tensor(float("nan"))).requires_grad_()
+    out = gat(nan, PRESENT3)
+    torch.testing.assert_close(out, gat(torch.where(PRESENT3[..., None], h, 0.0), PRESENT3))
+    assert (out[~PRESENT3] == 0).all() and (gat.last_weights[~PRESENT3] == 0).all()
+    out.sum().backward()
+    assert torch.isfinite(nan.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in gat.parameters())
+
+
+def test_modality_dropout_validates_present_as_every_fusion_does():
+    drop = ModalityDropout(0.5)
+    empty = torch.tensor([[True, False], [False, False]])
+    for mode in (drop.train(), drop.eval()):
+        with pytest.raises(ValueError, match=r"rows \[1\] have none"):
+            mode(empty)
+
+
+def test_autoencoder_impute_accepts_nan_where_absent_only():
+    torch.manual_seed(0)
+    ae = CrossModalAutoencoder(DIMS, latent_dim=4, hidden_features=8).eval()
+    xs = _zs()
+    nan = [torch.where(PRESENT[:, m:m + 1], x, torch.tensor(float("nan")))
+           for m, x in enumerate(xs)]
+    with torch.no_grad():
+        filled = ae.impute(nan, PRESENT)
+        torch.testing.assert_close(filled, ae.impute(xs, PRESENT))
+    assert all(torch.isfinite(x).all() for x in filled)
+    with pytest.raises(ValueError, match="NaN"):  # NaN where present: refused
+        ae.impute(nan, torch.ones(N, 2, dtype=torch.bool))

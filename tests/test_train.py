@@ -103,12 +103,17 @@ def test_functional_steps():
         sgd_step([w], [g, g], {}, lr=0.1)
 
 
-def test_count_parameters():
+def test_count_parameters_is_the_one_in_utils_and_counts_all_by_default():
+    from mmbook import profile, utils
+
+    assert count_parameters is utils.count_parameters is profile.count_parameters
     model = nn.Linear(4, 3)
     assert count_parameters(model) == 15 == sum(p.numel() for p in model.parameters())
     model.bias.requires_grad_(False)
-    assert count_parameters(model) == 12
-    assert count_parameters(model, trainable_only=False) == 15
+    assert count_parameters(model) == 15
+    assert count_parameters(model, trainable_only=True) == 12
+    with pytest.raises(TypeError, match="nn.Module"):
+        count_parameters([model.weight])
 
 
 # ----------------------------------------------------------------------------- Trainer
@@ -351,7 +356,7 @@ def test_results_row_matches_its_parts():
     x, y = _blobs()
     tr = Trainer(_mlp(), max_epochs=3, progress=False, device="cpu").fit((x, y))
     row = tr.results_row((x, y), model="mlp")
-    assert row["model"] == "mlp" and row["parameters"] == count_parameters(tr.model)
+    assert row["model"] == "mlp" and row["parameters"] == count_parameters(tr.model, True)
     assert row["epochs"] == tr.n_epochs_ == 3 and row["fit time (s)"] == tr.fit_time_
     assert row["test accuracy"] == tr.evaluate((x, y))["accuracy"]
     with pytest.raises(RuntimeError, match="fit"):

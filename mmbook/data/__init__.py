@@ -1,5 +1,8 @@
 """Data sets of the book: AV digits (MNIST + FSDD), mfeat (six views), synthetic interactions,
-Sort-of-CLEVR (generated scenes with English questions and captions)."""
+Sort-of-CLEVR (generated scenes with English questions and captions), spoken reviews.
+
+Every data set is a :class:`ModalityDataset` (the data contract, :mod:`.base`).
+"""
 
 from .av_digits import (
     AV_MAX_SIZES,
@@ -12,6 +15,7 @@ from .av_digits import (
     remove_energy,
     spectrogram,
 )
+from .base import ModalityDataset
 from .clevr import (
     CLEVR_ANSWERS,
     CLEVR_COLORS,
@@ -30,6 +34,7 @@ from .reviews import SpokenReviews, check_speaker_splits, make_spoken_reviews, w
 from .synthetic import INTERACTION_KINDS, make_interactions
 
 __all__ = [
+    "ModalityDataset",
     "AVDigits", "load_av_digits", "spectrogram", "read_wav", "read_mnist", "mnist_pca",
     "remove_energy", "AV_SIZES", "AV_MAX_SIZES",
     "load_mfeat", "MFEAT_VIEWS",

@@ -19,8 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import tempfile
 import time
 import wave
 from dataclasses import dataclass
@@ -29,7 +27,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..utils import check_choice, check_positive, check_positive_int, check_probability
+from ..utils import (
+    atomic_write,
+    check_choice,
+    check_positive,
+    check_positive_int,
+    check_probability,
+)
+from .base import ModalityDataset
 from .download import ensure, fetch
 from .paths import cache_dir
 
@@ -55,7 +60,7 @@ _VERSION = 3
 
 
 @dataclass
-class AVDigits(torch.utils.data.Dataset):
+class AVDigits(ModalityDataset):
     """Paired image/audio digits, ready to train.
 
     Attributes:
@@ -74,11 +79,14 @@ class AVDigits(torch.utils.data.Dataset):
     Shape:
         ``ds[i]`` is ``(image (1, 28, 28), audio (T, F), length (), label ())``.
 
-    The data contract (:mod:`mmbook.data.base`): ``modalities`` is ``("image", "audio")``,
-    ``modality(name)`` one of them with the labels, ``num_classes`` is 10.
+    The data contract (a :class:`~mmbook.data.base.ModalityDataset`): ``modalities`` is
+    ``("image", "audio")`` with ``arity`` ``(1, 2)``, ``modality("image")`` has items
+    ``(image, label)`` and ``modality("audio")`` items ``(audio, length, label)`` (the
+    inputs an audio encoder takes), ``num_classes`` is 10.
     """
 
     modalities: ClassVar[tuple] = ("image", "audio")
+    arity: ClassVar[tuple] = (1, 2)
     num_classes: ClassVar[int] = 10
 
     images: torch.Tensor
@@ -89,28 +97,14 @@ class AVDigits(torch.utils.data.Dataset):
     split: str
     image_indices: torch.Tensor | None = None
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.images[i], self.audio[i], self.lengths[i], self.labels[i]
+    @property
+    def tensors(self) -> tuple:
+        """``(images, audio, lengths, labels)``: the items' columns, in order."""
+        return self.images, self.audio, self.lengths, self.labels
 
     def __repr__(self) -> str:
         return (f"AVDigits(split={self.split!r}, n={len(self)}, images="
                 f"{tuple(self.images.shape)}, audio={tuple(self.audio.shape)})")
-
-    def modality(self, name: str) -> torch.utils.data.TensorDataset:
-        """One modality alone, for single-modality baselines.
-
-        Args:
-            name: ``"image"`` (items ``(image, label)``) or ``"audio"`` (items
-                ``(audio, length, label)``, the arity an audio encoder expects).
-        """
-        if name == "image":
-            return torch.utils.data.TensorDataset(self.images, self.labels)
-        if name == "audio":
-            return torch.utils.data.TensorDataset(self.audio, self.lengths, self.labels)
-        raise ValueError(f"name must be one of {self.modalities}, got {name!r}")
 
     def to(self, device) -> AVDigits:
         """A copy whose tensors live on ``device`` (the file names are shared)."""
@@ -307,15 +301,8 @@ def _cache_file(sizes, seed, energy_removed, noise_std, cache):
 
 
 def _atomic_save(obj, path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 _FIELDS = {"images": (1, 28, 28), "audio": (1 + N_SAMPLES // HOP, N_FFT // 4), "lengths": (),

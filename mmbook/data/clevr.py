@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..utils import check_choice, check_positive_int
+from .base import ModalityDataset
 
 __all__ = [
     "make_sort_of_clevr", "SortOfCLEVR", "CLEVR_COLORS", "CLEVR_SHAPES", "QUESTION_TYPES",
@@ -231,7 +232,7 @@ class _Pairs(torch.utils.data.Dataset):
         return self.questions[i], self.targets[i]
 
 
-class SortOfCLEVR(torch.utils.data.Dataset):
+class SortOfCLEVR(ModalityDataset):
     """Sort-of-CLEVR questions: items ``(image, question, target)``.
 
     Attributes:
@@ -254,6 +255,7 @@ class SortOfCLEVR(torch.utils.data.Dataset):
     """
 
     modalities = ("image", "question")
+    arity = (1, 1)
     num_classes = len(CLEVR_ANSWERS)
     answer_names = CLEVR_ANSWERS
 

@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..utils import atomic_write
 from .paths import cache_dir, data_root
 from .registry import DATASETS, _dataset, attribution, checksums, file_url
 
@@ -119,15 +120,8 @@ def _verify(folder: Path, rel: str, expected: str, save: bool = True) -> bool:
 
 # ----------------------------------------------------------------------------- writing
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; data files are not secret
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 def _announce(dataset: str) -> None:
@@ -162,17 +156,14 @@ def _download(url: str, path: Path, expected, *, timeout: float, retries: int,
     """Download ``url`` to ``path`` atomically; check ``expected`` (a sha256, or None)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(retries + 1):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(path) as f:  # kept only if the block ends without an error
                 got = _stream(url, f, timeout=timeout, desc=desc, progress=progress)
-            if expected is not None and got != expected:
-                raise ChecksumError(
-                    f"the file downloaded from {url} fails its checksum (sha256 {got}, "
-                    f"expected {expected}); it was not kept. The source may have changed: "
-                    "use a verified local copy. " + _local_copy_hint(path))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+                if expected is not None and got != expected:
+                    raise ChecksumError(
+                        f"the file downloaded from {url} fails its checksum (sha256 {got}, "
+                        f"expected {expected}); it was not kept. The source may have "
+                        "changed: use a verified local copy. " + _local_copy_hint(path))
             return
         except (OSError, http.client.HTTPException) as err:
             if attempt < retries and not isinstance(err, urllib.error.HTTPError):
@@ -185,9 +176,6 @@ def _download(url: str, path: Path, expected, *, timeout: float, retries: int,
                 why = f"{reason}. You may be offline, or the source is unreachable."
             raise DownloadError(f"could not download {url}: {why} "
                                 + _local_copy_hint(path)) from err
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
 
 def _obtain(dataset: str, rel: str, folder: Path, *, base_url, timeout, retries, progress):

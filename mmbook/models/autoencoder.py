@@ -26,9 +26,11 @@ from ..utils import (
     check_finite,
     check_positive,
     check_positive_int,
+    check_present,
     check_probability,
     check_shape,
     check_sizes,
+    fill_absent,
 )
 
 __all__ = ["CrossModalAutoencoder", "fit_cross_modal_autoencoder"]
@@ -115,8 +117,10 @@ class CrossModalAutoencoder(nn.Module):
                              f"{modality!r}")
         return modality
 
-    def _check(self, xs, present):
-        """Validate ``xs`` (None where absent from every sample) and ``present``."""
+    def _check(self, xs, present) -> tuple:
+        """``(xs, present)`` by the package's absent-modality rule: absent entries set to 0
+        (:func:`mmbook.utils.fill_absent`: they may hold anything, NaN included), present
+        ones checked finite; a ``None`` entry (absent from every sample) stays ``None``."""
         M = self.num_modalities
         if isinstance(xs, torch.Tensor) or not isinstance(xs, (list, tuple)) or len(xs) != M:
             got = len(xs) if isinstance(xs, (list, tuple)) else type(xs).__name__
@@ -124,14 +128,16 @@ class CrossModalAutoencoder(nn.Module):
         for m, x in enumerate(xs):
             if x is not None:
                 check_shape(x, ("N", self.in_features[m]), f"xs[{m}]")
-                check_finite(x, f"xs[{m}]")
         if present is None:
             present = torch.tensor([x is not None for x in xs])
-        return present
+        filled = fill_absent(xs, present, shapes=self.in_features)
+        for m, x in enumerate(filled):
+            check_finite(x, f"xs[{m}] (where present)")
+        return [None if x is None else f for x, f in zip(xs, filled)], present
 
     def encode(self, xs, present=None) -> torch.Tensor:
         """The fused latent u of the present modalities, shape (N, latent_dim)."""
-        present = self._check(xs, present)
+        xs, present = self._check(xs, present)
         us = [None if x is None else enc(x) for enc, x in zip(self.encoders, xs)]
         return self.fusion(us, present=present)  # (N, latent_dim)
 
@@ -146,11 +152,12 @@ class CrossModalAutoencoder(nn.Module):
         return [dec(u) for dec in self.decoders]
 
     def impute(self, xs, present) -> list:
-        """``xs`` with every absent entry replaced by its cross-modal reconstruction."""
-        present = self._check(xs, present)
+        """``xs`` with every absent entry replaced by its cross-modal reconstruction
+        (absent entries may hold anything, NaN included: they are never read)."""
+        xs, present = self._check(xs, present)
         recon = self(xs, present)
         n = recon[0].shape[0]
-        mask = self.fusion.check_present(present, n, recon[0].device).expand(n, -1)
+        mask = check_present(present, self.num_modalities, n, recon[0].device)  # (N, M)
         return [r if x is None else torch.where(mask[:, m:m + 1], x, r)
                 for m, (x, r) in enumerate(zip(xs, recon))]
 

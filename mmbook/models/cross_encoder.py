@@ -19,7 +19,14 @@ from torch import nn
 from ..attention import CrossModalTransformerBlock
 from ..fusion import WeightedSumFusion
 from ..missing import ModalityDropout
-from ..utils import check_positive_int, check_shape, check_sizes, lengths_to_mask
+from ..utils import (
+    check_positive_int,
+    check_present,
+    check_shape,
+    check_sizes,
+    fill_absent,
+    lengths_to_mask,
+)
 
 __all__ = ["CrossEncoder"]
 
@@ -117,16 +124,19 @@ class CrossEncoder(nn.Module):
         return self.embed[m](x) + self.position[m][:t], mask  # (N, T, E), (N, T)
 
     def _present(self, present, n: int, device) -> torch.Tensor:
-        mask = self.fusion.check_present(present, n, device).expand(n, 2) if present is not None \
+        mask = check_present(present, 2, n, device) if present is not None \
             else torch.ones(n, 2, dtype=torch.bool, device=device)
         return self.modality_dropout(mask) if self.training else mask
 
     def forward(self, x1, x2, lengths1=None, lengths2=None, present=None) -> torch.Tensor:
-        (h1, mask1), (h2, mask2) = self._tokens(0, x1, lengths1), self._tokens(1, x2, lengths2)
-        if h1.shape[0] != h2.shape[0]:
+        for m, x in enumerate((x1, x2)):
+            check_shape(x, ("N", None, self.in_features[m]), f"x{m + 1}")
+        if x1.shape[0] != x2.shape[0]:
             raise ValueError(f"x1 and x2 must share the batch size N, got {tuple(x1.shape)} "
                              f"and {tuple(x2.shape)}")
-        p = self._present(present, h1.shape[0], h1.device)  # (N, 2)
+        p = self._present(present, x1.shape[0], x1.device)  # (N, 2)
+        x1, x2 = fill_absent([x1, x2], p)  # an absent modality's tokens (even NaN) are gone
+        (h1, mask1), (h2, mask2) = self._tokens(0, x1, lengths1), self._tokens(1, x2, lengths2)
         for block_1, block_2 in self.blocks:
             new1, w12 = block_1(h1, h2, key_padding_mask=~mask2)  # 1 attends to 2
             new2, w21 = block_2(h2, h1, key_padding_mask=~mask1)  # 2 attends to 1

@@ -24,8 +24,10 @@ from ..utils import (
     check_nonnegative_int,
     check_positive,
     check_positive_int,
+    check_present,
     check_shape,
     check_sizes,
+    fill_absent,
 )
 
 __all__ = [
@@ -210,39 +212,35 @@ def sample_spread(generator: ConditionalGenerator, cond: torch.Tensor,
 
 
 # ----------------------------------------------------------------------------- imputation
-def _check_xs_present(xs, present) -> tuple:
-    if isinstance(xs, torch.Tensor) or not isinstance(xs, (list, tuple)) or len(xs) < 1:
-        raise ValueError(f"xs must be a list of M modality tensors (N, D_m), got "
-                         f"{type(xs).__name__}")
-    present = torch.as_tensor(present, device=xs[0].device)
-    check_shape(present, (len(xs[0]), len(xs)), "present")
-    if present.dtype != torch.bool:
-        raise ValueError(f"present must be a bool (N, M) mask, got dtype {present.dtype}")
-    return list(xs), present
-
-
 def zero_impute(xs, present) -> list:
     """Replace every absent modality by zeros (the features' mean, once standardised).
+
+    The package's absent-modality rule (:func:`mmbook.utils.fill_absent`): ``torch.where``,
+    not a product, so an absent entry holding NaN becomes 0 too (``x * present`` would
+    keep it: 0 × NaN = NaN); ``present`` is validated as everywhere
+    (:func:`mmbook.utils.check_present`: bool ``(N, M)``, no sample without a modality).
 
     Shape:
         - xs: M tensors :math:`(N, D_m)`; present: :math:`(N, M)` bool
         - output: M tensors :math:`(N, D_m)`
 
     Examples:
-        >>> out = zero_impute([torch.ones(2, 3)], torch.tensor([[True], [False]]))
-        >>> out[0].sum(1)
-        tensor([3., 0.])
+        >>> xs = [torch.ones(2, 3), torch.full((2, 1), float("nan"))]
+        >>> out = zero_impute(xs, torch.tensor([[True, False], [True, False]]))
+        >>> out[0].sum(1), out[1].flatten()
+        (tensor([3., 3.]), tensor([0., 0.]))
     """
-    xs, present = _check_xs_present(xs, present)
-    return [x * present[:, m, None].to(x.dtype) for m, x in enumerate(xs)]
+    return fill_absent(xs, present)
 
 
 class GeneratorImputer:
     """Impute modality ``target`` from modality ``source`` with a conditional generator.
 
     ``impute(xs, present)`` keeps every present entry and, where ``target`` is absent and
-    ``source`` present, writes ``generator(embed(xs[source]))`` (one noise draw). Rows with
-    neither stay as they are.
+    ``source`` present, writes ``generator(embed(xs[source]))`` (one noise draw). Every
+    other absent entry is 0, as in :func:`zero_impute` (whatever it held, even NaN, is
+    gone); ``present`` is validated by the package's rule
+    (:func:`mmbook.utils.check_present`).
 
     Args:
         generator: a :class:`ConditionalGenerator`.
@@ -258,8 +256,8 @@ class GeneratorImputer:
 
     @torch.no_grad()
     def __call__(self, xs, present) -> list:
-        xs, present = _check_xs_present(xs, present)
-        out = [x.clone() for x in xs]
+        out = zero_impute(xs, present)  # new tensors: absent entries 0
+        present = check_present(present, len(out), len(out[0]), out[0].device)  # (N, M)
         fill = ~present[:, self.target] & present[:, self.source]
         if bool(fill.any()):
             out[self.target][fill] = self.generator(self.embed(xs[self.source][fill])).to(

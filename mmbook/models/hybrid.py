@@ -52,6 +52,14 @@ class HybridCNNRNN(MultimodalModel):
         - images: :math:`(N, 1, 28, 28)`
         - audio: :math:`(N, T, F)`; lengths: :math:`(N,)` or ``None`` (all T frames)
         - output: :math:`(N, C)` logits
+
+    Examples:
+        >>> model = HybridCNNRNN(num_classes=10, image_features=32, audio_hidden_size=16)
+        >>> images, audio = torch.randn(4, 1, 28, 28), torch.randn(4, 41, 64)
+        >>> model(images, audio, torch.tensor([41, 30, 20, 10])).shape
+        torch.Size([4, 10])
+        >>> model.head.in_features  # [z_1; z_2]: 32 image + 16 audio features
+        48
     """
 
     def __init__(self, num_classes: int = 10, image_channels: Sequence[int] = (16, 32),

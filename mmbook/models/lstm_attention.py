@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..attention import ModalityAttention, MultiheadCrossModalAttention
+from ..attention import MultiheadCrossModalAttention
 from ..encoders import AudioEncoder
-from ..fusion import make_fusion
+from ..fusion import ModalityAttention, make_fusion
 from ..utils import check_positive_int, check_probability, check_sizes
 
 __all__ = ["LSTMAttentionFusion", "image_to_sequence"]
@@ -22,6 +22,14 @@ def image_to_sequence(images: torch.Tensor, image_as: str = "rows",
     Shape:
         - images: :math:`(N, C, H, W)`
         - output: :math:`(N, H, C W)` for rows; :math:`(N, (H/p)(W/p), C p^2)` for patches
+
+    Examples:
+        >>> images = torch.arange(2 * 3 * 4 * 4.0).view(2, 3, 4, 4)
+        >>> image_to_sequence(images).shape  # 4 rows of 3 x 4 values
+        torch.Size([2, 4, 12])
+        >>> seq = image_to_sequence(images, "patches", patch_size=2)  # 2 x 2 patches
+        >>> seq.shape, torch.equal(seq[0, 0, :4], images[0, 0, :2, :2].flatten())
+        (torch.Size([2, 4, 12]), True)
     """
     if images.dim() != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
@@ -76,7 +84,8 @@ class LSTMAttentionFusion(nn.Module):
         num_heads: heads of each cross-modal attention (H must be divisible by it).
         fusion: how the M pooled vectors :math:`\bar z^{(m)}` ``(N, H)`` become one: a
             name in :data:`mmbook.fusion.FUSIONS` (``"concat"``, ``"gated"``,
-            ``"low_rank"`` ...; those that learn a projection map to H features) or a
+            ``"low_rank"`` ...; each takes what its registry entry declares among
+            ``out_features=H``, ``rank`` and ``num_classes``) or a
             :class:`~mmbook.fusion.Fusion` over M inputs of H features.
         attention: cross-modal and modality attention at every step (False: the
             baseline without attention).
@@ -85,6 +94,7 @@ class LSTMAttentionFusion(nn.Module):
         dropout: dropout on the pooled features.
         seed_bug: reproduce the seed's size-one softmax in the modality weights.
         modality_names: names for plots (default ``"m0", "m1", ...``).
+        rank: R, for ``fusion="low_rank"``.
 
     Inputs:
         ``model(x_1, [lengths_1], x_2, [lengths_2], ...)``: each :math:`x_m` is a
@@ -103,6 +113,18 @@ class LSTMAttentionFusion(nn.Module):
     Shape:
         - output: :math:`(N, C)` logits, or ``(logits, attention)`` with
           ``return_attention=True``
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> model = LSTMAttentionFusion((28, 64), hidden_dim=16, num_classes=10,
+        ...                             num_heads=2, fusion="gated")
+        >>> images = torch.randn(3, 1, 28, 28)  # read as 28 rows of 28 pixels
+        >>> audio, lengths = torch.randn(3, 41, 64), torch.tensor([41, 30, 12])
+        >>> logits, att = model(images, audio, lengths, return_attention=True)
+        >>> logits.shape, att["cross"][0, 1].shape, att["modality"][1].shape
+        (torch.Size([3, 10]), torch.Size([3, 2, 28, 41]), torch.Size([3, 41, 2]))
+        >>> bool(torch.allclose(att["modality"][0].sum(-1), torch.ones(3, 28)))
+        True
     """
 
     def __init__(self, input_dims: Sequence[int], hidden_dim: int, num_layers: int = 1,
@@ -130,9 +152,9 @@ class LSTMAttentionFusion(nn.Module):
             self.modality_attention = nn.ModuleList(
                 ModalityAttention(hidden_dim, seed_bug=seed_bug, num_modalities=M)
                 for _ in range(M))
-        kwargs = {"rank": rank} if fusion == "low_rank" else {}
-        out = None if fusion in ("concat", "tensor", "attention") else hidden_dim
-        self.fusion = make_fusion(fusion, (hidden_dim,) * M, out, **kwargs)
+        # offer what this model has; each registry entry takes the arguments it declares
+        self.fusion = make_fusion(fusion, (hidden_dim,) * M, hidden_dim, strict=False,
+                                  rank=rank, num_classes=num_classes)
         self.head = nn.Sequential(nn.Dropout(dropout),
                                   nn.Linear(self.fusion.out_features, hidden_dim),
                                   nn.ReLU(), nn.Linear(hidden_dim, num_classes))
