@@ -226,7 +226,8 @@ def test_lstm_with_projections_closed_form_equals_the_visible_cpu_path():
 
 
 def test_matrix_vector_and_sparse_products_are_counted():
-    from mmbook.graph import GraphConv, ModalityGraphFusion
+    from mmbook.fusion import ModalityGraphFusion
+    from mmbook.graph import GraphConv
 
     A, v = torch.randn(6, 5), torch.randn(5)
     mv = nn.Module()
