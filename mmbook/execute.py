@@ -268,14 +268,21 @@ def run_notebook(path, *, cell_timeout: int = 600, notebook_timeout: float = 600
     return NotebookRun(str(path), seconds, error, executed, attempts)
 
 
-def run_notebooks(paths, jobs: int = 1, **kwargs) -> list[NotebookRun]:
+def run_notebooks(paths, jobs: int = 1, report=None, **kwargs) -> list[NotebookRun]:
     """:func:`run_notebook` over ``paths``, ``jobs`` at a time, in the order given.
 
+    ``report`` (optional) is called with each :class:`NotebookRun` as soon as it ends.
     Interrupted (``KeyboardInterrupt``, or ``SystemExit`` from a signal handler), it kills
     every notebook still running, with its kernel, before it re-raises.
     """
+    def one(path):
+        run = run_notebook(path, **kwargs)
+        if report is not None:
+            report(run)
+        return run
+
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = [pool.submit(run_notebook, p, **kwargs) for p in paths]
+        futures = [pool.submit(one, p) for p in paths]
         try:
             return [f.result() for f in futures]
         except BaseException:
@@ -362,6 +369,10 @@ def store_in_cache(runs, cache_path, context: dict | None = None) -> None:
                                     check_validity=False, overwrite=True)
 
 
+def _print_run(run: NotebookRun) -> None:
+    print(f"{run.seconds:7.1f} s  {'ok    ' if run.ok else 'FAILED'}  {run.path}", flush=True)
+
+
 def _on_signal(signum, frame):
     raise SystemExit(128 + signum)  # run_notebooks kills the children on the way out
 
@@ -402,7 +413,7 @@ def main(argv=None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     try:
-        runs = run_notebooks(todo, args.jobs, cell_timeout=args.timeout,
+        runs = run_notebooks(todo, args.jobs, report=_print_run, cell_timeout=args.timeout,
                              notebook_timeout=args.notebook_timeout,
                              idle_timeout=args.idle_timeout)
     except (KeyboardInterrupt, SystemExit) as stop:
@@ -418,8 +429,9 @@ def main(argv=None) -> int:
         for run in runs:
             if run.executed is not None:
                 nbformat.write(run.executed, str(Path(args.out) / Path(run.path).name))
+    print("in order:")
     for run in runs:
-        print(f"{run.seconds:7.1f} s  {'ok    ' if run.ok else 'FAILED'}  {run.path}")
+        _print_run(run)
     print(f"{time.perf_counter() - start:7.1f} s  total wall time ({args.jobs} jobs)")
     for run in runs:
         if not run.ok:
