@@ -65,13 +65,15 @@ book: setup vendor
 
 # Unit tests, then every notebook executed ONCE (in parallel, with its time printed; a
 # failing cell or assert fails the run), its outputs stored in Jupyter Book's cache so that
-# the book build renders them without executing again, then the rendered-HTML check.
+# the book build renders them without executing again (`make book` executes nothing here),
+# the PDF printed, then the rendered checks of the HTML and the PDF.
 test: setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --doctest-modules mmbook -n $(JOBS) --dist loadfile \
 		--durations=15 -q
 	$(MAKE) notebooks
 	$(MAKE) seeds
 	$(MAKE) book
+	$(MAKE) pdf
 	$(MAKE) html-check
 
 unit: setup

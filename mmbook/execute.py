@@ -297,10 +297,14 @@ def cache_context(env: dict | None = None) -> dict:
 
     ``{"mmbook": SHA-256 of the package's source files, "seed": MMBOOK_SEED or "0"}``, read
     from ``env`` over ``os.environ``. Stored with each cache record (:func:`store_in_cache`).
+    The tools that run notebooks rather than run in them (this executor, the ``__main__``
+    command lines) are left out of the hash.
     """
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for file in sorted(root.rglob("*")):
+        if file == Path(__file__).resolve() or file.name == "__main__.py":
+            continue
         if file.is_file() and (file.suffix == ".py" or file.name == "SHA256SUMS"):
             digest.update(file.relative_to(root).as_posix().encode() + b"\0")
             digest.update(file.read_bytes())
@@ -360,6 +364,9 @@ def store_in_cache(runs, cache_path, context: dict | None = None) -> None:
         # the key hashes the code cells with ALL their metadata: copy the outputs into
         # the source notebook rather than caching nbclient's copy (it adds timings)
         nb = nbformat.read(run.path, as_version=4)
+        if [c.cell_type for c in nb.cells] != [c.cell_type for c in run.executed.cells]:
+            raise ValueError(f"{run.path} changed while it ran (its cells are not those of the "
+                             "executed copy): execute it again")
         for cell, done in zip(nb.cells, run.executed.cells):
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = done.outputs, done.execution_count

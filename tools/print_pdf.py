@@ -30,7 +30,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                   "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
-                  "--virtual-time-budget=30000"]
+                  "--virtual-time-budget=30000",
+                  # the width of A4's printable area, so that figures sized by JavaScript
+                  # (the plotly explorers) are laid out for the paper, not for a screen
+                  "--window-size=700,1000"]
 
 
 def chromium() -> str:
@@ -72,7 +75,7 @@ def merge(pdfs: list[Path], titles: list[str], out: Path) -> int:
     for pdf, title in zip(pdfs, titles):
         first = len(writer.pages)
         writer.append(str(pdf))
-        writer.add_outline_item(title, first)
+        writer.add_outline_item(title=title, page_number=first)
     writer.add_metadata({"/Title": "Multimodal Fusion with Neural Networks, interactively"})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".pdf.part")
