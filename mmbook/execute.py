@@ -281,6 +281,7 @@ def run_notebooks(paths, jobs: int = 1, report=None, **kwargs) -> list[NotebookR
             report(run)
         return run
 
+    _STOPPING.clear()
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         futures = [pool.submit(one, p) for p in paths]
         try:
@@ -419,16 +420,22 @@ def main(argv=None) -> int:
                 print(f"{'':11}cached  {path}")
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+    storing = threading.Lock()
+
+    def report(run: NotebookRun) -> None:
+        _print_run(run)
+        if args.cache is not None and not _STOPPING.is_set():
+            with storing:  # each notebook cached as it ends: an interrupt loses no finished one
+                store_in_cache([run], args.cache, context)
+
     try:
-        runs = run_notebooks(todo, args.jobs, report=_print_run, cell_timeout=args.timeout,
+        runs = run_notebooks(todo, args.jobs, report=report, cell_timeout=args.timeout,
                              notebook_timeout=args.notebook_timeout,
                              idle_timeout=args.idle_timeout)
     except (KeyboardInterrupt, SystemExit) as stop:
-        print("interrupted: every notebook's processes were stopped; nothing was cached",
-              file=sys.stderr)
+        print("interrupted: every notebook's processes were stopped; the notebooks that had "
+              "finished are cached", file=sys.stderr)
         return stop.code if isinstance(stop, SystemExit) else 130
-    if args.cache is not None:
-        store_in_cache(runs, args.cache, context)
     if args.out is not None:
         import nbformat
 

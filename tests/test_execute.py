@@ -3,7 +3,7 @@
 What `make book` and `make notebooks` rely on: outputs cached under the key Jupyter Book
 looks up, a notebook skipped only when its record is current (same code cells, package and
 seed), a failed run leaving no record, a stalled run stopped, an interrupted run leaving no
-process behind.
+process behind and keeping the notebooks that had finished.
 """
 
 from __future__ import annotations
@@ -124,19 +124,21 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_an_interrupted_run_leaves_no_process_and_no_record(tmp_path):
-    pid_file = tmp_path / "kernel.pid"
+def test_an_interrupted_run_leaves_no_process_and_keeps_what_finished(tmp_path):
+    pid_file, cache = tmp_path / "kernel.pid", tmp_path / "cache"
+    quick = _notebook(tmp_path / "quick.ipynb", "print('quick')")
     nb = _notebook(tmp_path / "long.ipynb",
                    f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
                    "time.sleep(120)")
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "mmbook.execute", str(nb), "--cache",
-                             str(tmp_path / "cache")], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "mmbook.execute", str(nb), str(quick),
+                             "--jobs", "2", "--cache", str(cache)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": pythonpath})
     try:
         deadline = time.monotonic() + 90
-        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (
+                pid_file.exists() and pid_file.read_text() and cached_record(quick, cache)):
             time.sleep(0.2)
         assert pid_file.exists(), "the kernel never started"
         kernel = int(pid_file.read_text())
@@ -147,4 +149,5 @@ def test_an_interrupted_run_leaves_no_process_and_no_record(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM and "interrupted" in err
     time.sleep(0.5)
     assert not _alive(kernel), "the notebook's kernel outlived the interrupted run"
-    assert cached_record(nb, tmp_path / "cache") is None
+    assert cached_record(nb, cache) is None  # interrupted: nothing of it kept
+    assert is_current(quick, cache)  # finished before the interrupt: kept
