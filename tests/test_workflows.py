@@ -93,7 +93,8 @@ def test_book_workflow_builds_and_deploys_to_pages():
     flow = _load("book.yml")
     assert _triggers(flow)["push"]["branches"] == ["main"]
     runs = _runs("book.yml")
-    assert runs.index("make data") < runs.index("make book") < runs.index("make pdf")
+    assert (runs.index("make data") < runs.index("make book") < runs.index("make pdf")
+            < runs.index("make html-check"))  # the rendered checks read the PDF too
     uses = {step.get("uses", "").split("@")[0]: step for step in _steps(flow)}
     assert uses["actions/upload-pages-artifact"]["with"]["path"] == "_build/html"
     assert "actions/deploy-pages" in uses
