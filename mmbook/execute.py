@@ -18,7 +18,8 @@
   ``MMBOOK_DEVICE`` for the GPU check); ``command_prefix`` wraps the child (the grader's
   sandbox);
 * an interrupted run (Ctrl-C, ``SIGTERM``) kills every notebook's process group before it
-  exits: nothing it started goes on running.
+  exits, and a child whose parent is gone (even killed with ``SIGKILL``) kills its own
+  group: nothing it started goes on running.
 
 :func:`store_in_cache` stores executed notebooks where Jupyter Book's
 ``execute_notebooks: cache`` finds them, keyed as Jupyter Book keys them, so that the book
@@ -48,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,6 +286,9 @@ def run_notebooks(paths, jobs: int = 1, report=None, **kwargs) -> list[NotebookR
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         futures = [pool.submit(one, p) for p in paths]
         try:
+            pending = set(futures)
+            while pending:  # wake up each second: a signal handler runs in this thread only
+                _, pending = wait(pending, timeout=1.0)
             return [f.result() for f in futures]
         except BaseException:
             for f in futures:
@@ -381,6 +385,19 @@ def _print_run(run: NotebookRun) -> None:
     print(f"{run.seconds:7.1f} s  {'ok    ' if run.ok else 'FAILED'}  {run.path}", flush=True)
 
 
+def _die_with_parent() -> None:
+    """In the child: kill its own process group (itself and the kernel) as soon as the
+    process that started it is gone, however it ended (even ``SIGKILL``)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _on_signal(signum, frame):
     raise SystemExit(128 + signum)  # run_notebooks kills the children on the way out
 
@@ -408,6 +425,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cwd", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
+        _die_with_parent()
         print(json.dumps(execute_in_process(args.one, args.write, args.timeout,
                                             args.allow_errors, args.cwd)), flush=True)
         return 0
@@ -420,6 +438,8 @@ def main(argv=None) -> int:
                 print(f"{'':11}cached  {path}")
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+    # Ctrl-C raises KeyboardInterrupt even where SIGINT came in ignored (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     storing = threading.Lock()
 
     def report(run: NotebookRun) -> None:

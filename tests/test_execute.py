@@ -125,29 +125,56 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_interrupted_run_leaves_no_process_and_keeps_what_finished(tmp_path):
-    pid_file, cache = tmp_path / "kernel.pid", tmp_path / "cache"
+    cache = tmp_path / "cache"
     quick = _notebook(tmp_path / "quick.ipynb", "print('quick')")
-    nb = _notebook(tmp_path / "long.ipynb",
-                   f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                   "time.sleep(120)")
+    pid_files = [tmp_path / f"kernel{i}.pid" for i in (1, 2)]
+    longs = [_notebook(tmp_path / f"long{i}.ipynb",
+                       f"import os, time\nopen({str(f)!r}, 'w').write(str(os.getpid()))\n"
+                       "time.sleep(120)") for i, f in zip((1, 2), pid_files)]
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "mmbook.execute", str(nb), str(quick),
-                             "--jobs", "2", "--cache", str(cache)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "mmbook.execute", *map(str, longs),
+                             str(quick), "--jobs", "3", "--cache", str(cache)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": pythonpath})
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (
-                pid_file.exists() and pid_file.read_text() and cached_record(quick, cache)):
+                all(f.exists() and f.read_text() for f in pid_files)
+                and cached_record(quick, cache)):
             time.sleep(0.2)
-        assert pid_file.exists(), "the kernel never started"
-        kernel = int(pid_file.read_text())
-        proc.send_signal(signal.SIGTERM)
+        assert all(f.exists() for f in pid_files), "the kernels never started"
+        kernels = [int(f.read_text()) for f in pid_files]
+        proc.send_signal(signal.SIGTERM)  # two notebooks running: the main thread must wake
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM and "interrupted" in err
     time.sleep(0.5)
-    assert not _alive(kernel), "the notebook's kernel outlived the interrupted run"
-    assert cached_record(nb, cache) is None  # interrupted: nothing of it kept
+    assert not any(map(_alive, kernels)), "a kernel outlived the interrupted run"
+    assert all(cached_record(nb, cache) is None for nb in longs)  # interrupted: not kept
     assert is_current(quick, cache)  # finished before the interrupt: kept
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_run_leaves_no_process(tmp_path):
+    """Even SIGKILL (no handler runs): each notebook's child sees its parent gone and kills
+    its own process group, kernel included."""
+    pid_file = tmp_path / "kernel.pid"
+    nb = _notebook(tmp_path / "long.ipynb",
+                   f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                   "time.sleep(120)")
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen([sys.executable, "-m", "mmbook.execute", str(nb)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": pythonpath})
+    deadline = time.monotonic() + 90
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    assert pid_file.exists(), "the kernel never started"
+    kernel = int(pid_file.read_text())
+    deadline = time.monotonic() + 20
+    while _alive(kernel) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(kernel), "the kernel outlived its killed parent"
