@@ -45,8 +45,9 @@ step() {  # step NAME COMMAND...: run under the load, print time and load averag
     echo "== $name passed in $((SECONDS - start)) s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-leftovers() {  # processes still working in the clone (kernels run in book/)
+leftovers() {  # processes still working in the clone (kernels run in book/), this script aside
     for proc in /proc/[0-9]*; do
+        case "${proc#/proc/}" in "$$"|"$BASHPID") continue ;; esac
         cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
         case "$cwd" in "$dir"|"$dir"/*) echo "${proc#/proc/}" ;; esac
     done
