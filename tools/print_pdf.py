@@ -4,8 +4,9 @@ Each page of ``_toc.yml``, in reading order, is loaded from ``_build/html`` by h
 Chromium (MathJax typeset, figures and the kernel-free explorers drawn, the print style
 ``_static/print.css``: A4, no navigation, figures kept whole) and printed to
 ``_build/pdf/pages/NN_page.pdf``; ``pypdf`` then joins them into ``_build/pdf/mmbook.pdf``
-with one bookmark per page. Jupyter Book's LaTeX route needs a TeX installation (about a
-gigabyte); Chromium is already needed for the rendered-HTML check.
+with one bookmark per page. Jupyter Book's LaTeX route needs a TeX installation (Debian's
+texlive-xetex alone is 239 MB to download, 699 MB installed, before the LaTeX packages and
+CJK fonts the book needs); Chromium is already needed for the rendered-HTML check.
 
     python tools/print_pdf.py [--html _build/html] [--out _build/pdf/mmbook.pdf] [--jobs 2]
 """
