@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Pinned versions by default; the weekly dependency-drift workflow sets CONSTRAINTS= (the
+# newest versions within requirements.txt's ranges) and TORCH=torch. TORCH_INDEX: where the
+# CPU build of torch comes from (GitHub's runners: https://download.pytorch.org/whl/cpu).
+CONSTRAINTS ?= -c constraints.txt
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 SHARED_DATA := $(abspath ../shared/data)
 # Tests, CI and local builds read the data from ../shared/data when it is there;
 # otherwise mmbook downloads it into the user cache.
@@ -11,16 +17,25 @@ export MMBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),)
 export MMBOOK_CACHE ?= $(abspath _build/mmbook-cache)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 JOBS ?= 2
+CACHE := _build/.jupyter_cache
+# The one notebook executor (mmbook.execute): each notebook in a process of its own, JOBS at
+# a time, its time printed, its outputs stored in Jupyter Book's cache. The limits leave room
+# for a machine two or three times slower than usual (a busy one): 20 minutes a cell,
+# 40 a notebook; a run whose processes use no CPU for 5 minutes is a stall (a kernel and
+# its client waiting for each other), killed and tried once more.
+EXECUTE := OMP_NUM_THREADS=1 $(BIN)/python -m mmbook.execute book/*.ipynb --jobs $(JOBS) \
+	--cache $(CACHE) --timeout 1200 --notebook-timeout 2400 --idle-timeout 300
 
 .PHONY: book test setup unit notebooks seeds student html-check lint strip vendor chromium clean \
-	bench gpu-check
+	bench gpu-check pdf data under-load
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(CONSTRAINTS) "$(TORCH)" \
+		$(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(CONSTRAINTS) -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -38,22 +53,27 @@ _build/vendor/embed-amd.js:
 	cp _build/npm/node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js _build/vendor/
 	cp _build/npm/node_modules/requirejs/require.js _build/vendor/require.min.js
 
-# Execute every notebook (Jupyter Book's cache: only notebooks whose code changed run
-# again) and build the HTML into _build/html. A failing cell or assert is an execution
-# warning, and -W makes any warning fail the build.
+# Execute the notebooks whose cached outputs are not current (their code cells, the mmbook
+# package or the seed changed since), through the same executor as `make notebooks`; a
+# failing cell or assert stops here, and the notebook's old outputs are dropped. Then render
+# _build/html from the cache (tools/build_book.py: a page whose outputs changed is rendered
+# again; a notebook without current outputs stops the render; -W makes any warning fatal).
 book: setup vendor
-	OMP_NUM_THREADS=2 $(BIN)/jupyter-book build . -W -n --keep-going
+	$(EXECUTE) --skip-current
+	$(BIN)/python tools/build_book.py --cache $(CACHE)
 	@echo "book: open _build/html/index.html"
 
 # Unit tests, then every notebook executed ONCE (in parallel, with its time printed; a
 # failing cell or assert fails the run), its outputs stored in Jupyter Book's cache so that
-# the book build renders them without executing again, then the rendered-HTML check.
+# the book build renders them without executing again (`make book` executes nothing here),
+# the PDF printed, then the rendered checks of the HTML and the PDF.
 test: setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --doctest-modules mmbook -n $(JOBS) --dist loadfile \
 		--durations=15 -q
 	$(MAKE) notebooks
 	$(MAKE) seeds
 	$(MAKE) book
+	$(MAKE) pdf
 	$(MAKE) html-check
 
 unit: setup
@@ -70,11 +90,27 @@ student: setup
 
 # Each notebook executed once, times printed, outputs cached for `make book`.
 notebooks: setup
-	OMP_NUM_THREADS=1 $(BIN)/python tools/run_notebooks.py book/*.ipynb --jobs $(JOBS) \
-		--cache _build/.jupyter_cache
+	$(EXECUTE)
+
+# Every data set fetched (when missing) and verified against its checksums, for offline use:
+# into $$MMBOOK_DATA when set, else the user cache (~/.cache/mmbook/data).
+data: setup
+	$(BIN)/python -m mmbook.data
+
+# The book as one PDF, for printing: each page of _toc.yml printed by headless Chromium,
+# in order, merged into _build/pdf/mmbook.pdf (run `make book` first).
+pdf: setup chromium
+	@test -f _build/html/index.html || { echo "pdf: no built book: run 'make book' first"; exit 1; }
+	$(BIN)/python tools/print_pdf.py --out _build/pdf/mmbook.pdf
+
+# A command under a competing CPU load (2 busy processes), e.g. make under-load CMD="make book"
+CMD ?= make book
+under-load:
+	tools/under_load.sh $(CMD)
 
 chromium:
-	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the HTML check"; \
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		command -v google-chrome >/dev/null || { echo "installing Debian's chromium"; \
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) || \
 		{ echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 

@@ -47,8 +47,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    path = Path(os.environ["MMBOOK_DATA"])
-    assert (path / "README.md").exists(), f"MMBOOK_DATA={path} has no README.md"
+    """The raw data: $MMBOOK_DATA (../shared/data here), else the user cache that
+    `make data` fills (GitHub's runners)."""
+    from mmbook.data import DATASETS
+    from mmbook.data import data_root as find_root
+
+    path = find_root()
+    missing = [name for name in DATASETS if not (path / name / "SHA256SUMS").exists()]
+    assert not missing, f"the data root {path} lacks {missing}: run `make data`"
     return path
 
 

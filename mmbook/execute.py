@@ -11,38 +11,56 @@
 * a run that stalls past ``notebook_timeout`` is killed and tried once more (rarely, an
   ipykernel 7 kernel and its nbclient client both sit idle, each waiting for the other;
   nbclient's cell timeout does not fire then);
+* with ``idle_timeout``, a run whose processes use no CPU for that long is taken for such a
+  stall at once (killed and tried once more), so that ``notebook_timeout`` can be generous
+  enough for a machine two or three times slower than usual;
 * ``env`` adds environment variables for the kernel (``MMBOOK_SEED`` for the seed runs,
   ``MMBOOK_DEVICE`` for the GPU check); ``command_prefix`` wraps the child (the grader's
-  sandbox).
+  sandbox);
+* an interrupted run (Ctrl-C, ``SIGTERM``) kills every notebook's process group before it
+  exits, and a child whose parent is gone (even killed with ``SIGKILL``) kills its own
+  group: nothing it started goes on running.
 
 :func:`store_in_cache` stores executed notebooks where Jupyter Book's
 ``execute_notebooks: cache`` finds them, keyed as Jupyter Book keys them, so that the book
-build renders those outputs instead of executing the notebooks again.
+build renders those outputs instead of executing the notebooks again. Each record also
+carries the context it was executed in (:func:`cache_context`: a hash of the ``mmbook``
+package's sources and the seed), so :func:`is_current` can tell a record made with today's
+code from one made before a change to the package, which Jupyter Book's key (the code
+cells only) does not see. A notebook that fails loses its record: no output of an older
+run is rendered in its place.
 
 Command line (``tools/run_notebooks.py`` is the same)::
 
-    python -m mmbook.execute book/*.ipynb [--jobs 2] [--cache DIR] [--out DIR]
+    python -m mmbook.execute book/*.ipynb [--jobs 2] [--cache DIR] [--skip-current] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["NotebookRun", "execute_in_process", "run_notebook", "run_notebooks",
-           "store_in_cache", "main"]
+           "store_in_cache", "cache_context", "cached_record", "is_current", "main"]
 
 STALL = "the notebook ran over"
+IDLE = "the notebook stalled"
+_LIVE: set = set()  # the child processes running now (killed on an interrupt)
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
 
 
 @dataclass
@@ -114,9 +132,71 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def _kill_live() -> None:
+    """Stop every notebook now running (on an interrupt): no new one starts after this."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        for proc in list(_LIVE):
+            _kill_group(proc)
+
+
+class _CpuWatch:
+    """Seconds since the child's processes last used CPU (``None``: cannot tell here)."""
+
+    def __init__(self, pid: int):
+        try:
+            import psutil
+
+            self._root, self._psutil = psutil.Process(pid), psutil
+        except Exception:  # no psutil, or the child is gone already
+            self._root = None
+        self._seen: dict = {}
+        self._last = time.perf_counter()
+
+    def _cpu(self) -> dict:
+        times = {}
+        for p in [self._root, *self._root.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                times[p.pid] = t.user + t.system
+            except self._psutil.Error:
+                pass
+        return times
+
+    def idle_seconds(self) -> float | None:
+        if self._root is None:
+            return None
+        try:
+            now_cpu = self._cpu()
+        except self._psutil.Error:
+            return None
+        if any(cpu > self._seen.get(pid, -1.0) + 0.01 for pid, cpu in now_cpu.items()):
+            self._last = time.perf_counter()
+        self._seen = now_cpu
+        return time.perf_counter() - self._last
+
+
+def _wait(proc: subprocess.Popen, notebook_timeout: float, idle_timeout: float | None):
+    """``(stdout, stderr, None)``, or ``(None, None, why)`` when the run must be stopped."""
+    start, watch = time.perf_counter(), _CpuWatch(proc.pid) if idle_timeout else None
+    while True:
+        left = notebook_timeout - (time.perf_counter() - start)
+        if left <= 0:
+            return None, None, f"{STALL} {notebook_timeout:g} s and was stopped"
+        try:
+            stdout, stderr = proc.communicate(timeout=min(left, 5.0) if watch else left)
+            return stdout, stderr, None
+        except subprocess.TimeoutExpired:
+            idle = watch.idle_seconds() if watch else None
+            if idle is not None and idle > idle_timeout:
+                return None, None, (f"{IDLE}: its processes used no CPU for {idle:.0f} s "
+                                    "and were stopped")
+
+
 def _run_once(path: str, out: Path, *, cell_timeout: int, notebook_timeout: float,
               allow_errors: bool, env: dict | None, cwd: str | None,
-              command_prefix: Sequence[str]) -> tuple[float, str | None]:
+              command_prefix: Sequence[str],
+              idle_timeout: float | None = None) -> tuple[float, str | None]:
     command = [*command_prefix, sys.executable, "-m", "mmbook.execute", "--one", str(path),
                "--write", str(out), "--timeout", str(cell_timeout)]
     if allow_errors:
@@ -125,26 +205,32 @@ def _run_once(path: str, out: Path, *, cell_timeout: int, notebook_timeout: floa
         command += ["--cwd", str(cwd)]
     full_env = {**os.environ, **(env or {})}
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=full_env)
+    with _LIVE_LOCK:
+        if _STOPPING.is_set():
+            return 0.0, "interrupted before it started"
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True, env=full_env)
+        _LIVE.add(proc)
     try:
-        stdout, stderr = proc.communicate(timeout=notebook_timeout)
+        stdout, stderr, stopped = _wait(proc, notebook_timeout, idle_timeout)
+        if stopped:
+            return time.perf_counter() - start, stopped
         lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
         result = json.loads(lines[-1]) if lines else {
             "error": f"the runner failed (exit {proc.returncode}): {stderr[-2000:]}"}
         return time.perf_counter() - start, result["error"]
-    except subprocess.TimeoutExpired:
-        return time.perf_counter() - start, f"{STALL} {notebook_timeout} s and was stopped"
     finally:
         _kill_group(proc)  # whatever the notebook left running dies with it
         if proc.poll() is None or proc.stdout and not proc.stdout.closed:
             proc.communicate()
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
 
 
 def run_notebook(path, *, cell_timeout: int = 600, notebook_timeout: float = 600,
                  allow_errors: bool = False, env: dict | None = None, cwd=None,
                  command_prefix: Sequence[str] = (), retry_stall: bool = True,
-                 workdir=None) -> NotebookRun:
+                 workdir=None, idle_timeout: float | None = None) -> NotebookRun:
     """Execute one notebook in a child process of its own session; see the module docstring.
 
     Args:
@@ -157,6 +243,9 @@ def run_notebook(path, *, cell_timeout: int = 600, notebook_timeout: float = 600
         command_prefix: a command that wraps the child (e.g. a sandbox), empty by default.
         retry_stall: kill and try once more a run that goes past ``notebook_timeout``.
         workdir: folder for the executed copy; default a temporary folder.
+        idle_timeout: seconds without any CPU use by the run's processes after which it is
+            taken for a stall (killed, and tried once more with ``retry_stall``); ``None``
+            (default) leaves only ``notebook_timeout``.
 
     Returns:
         a :class:`NotebookRun`.
@@ -167,11 +256,12 @@ def run_notebook(path, *, cell_timeout: int = 600, notebook_timeout: float = 600
         out = Path(workdir or tmp) / (Path(path).stem + ".executed.ipynb")
         kwargs = dict(cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
                       allow_errors=allow_errors, env=env, cwd=cwd,
-                      command_prefix=tuple(command_prefix))
+                      command_prefix=tuple(command_prefix), idle_timeout=idle_timeout)
         seconds, error = _run_once(str(path), out, **kwargs)
         attempts = 1
-        if retry_stall and error is not None and error.startswith(STALL):
-            print(f"{path}: stalled past {notebook_timeout} s; trying once more", flush=True)
+        if (retry_stall and error is not None and error.startswith((STALL, IDLE))
+                and not _STOPPING.is_set()):
+            print(f"{path}: {error}; trying once more", flush=True)
             out.unlink(missing_ok=True)
             more, error = _run_once(str(path), out, **kwargs)
             seconds, attempts = seconds + more, 2
@@ -179,32 +269,137 @@ def run_notebook(path, *, cell_timeout: int = 600, notebook_timeout: float = 600
     return NotebookRun(str(path), seconds, error, executed, attempts)
 
 
-def run_notebooks(paths, jobs: int = 1, **kwargs) -> list[NotebookRun]:
-    """:func:`run_notebook` over ``paths``, ``jobs`` at a time, in the order given."""
+def run_notebooks(paths, jobs: int = 1, report=None, **kwargs) -> list[NotebookRun]:
+    """:func:`run_notebook` over ``paths``, ``jobs`` at a time, in the order given.
+
+    ``report`` (optional) is called with each :class:`NotebookRun` as soon as it ends.
+    Interrupted (``KeyboardInterrupt``, or ``SystemExit`` from a signal handler), it kills
+    every notebook still running, with its kernel, before it re-raises.
+    """
+    def one(path):
+        run = run_notebook(path, **kwargs)
+        if report is not None:
+            report(run)
+        return run
+
+    _STOPPING.clear()
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        return list(pool.map(lambda p: run_notebook(p, **kwargs), paths))
+        futures = [pool.submit(one, p) for p in paths]
+        try:
+            pending = set(futures)
+            while pending:  # wake up each second: a signal handler runs in this thread only
+                _, pending = wait(pending, timeout=1.0)
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            _kill_live()
+            raise
 
 
-def store_in_cache(runs, cache_path) -> None:
+def cache_context(env: dict | None = None) -> dict:
+    """What an executed notebook's outputs depend on beyond its own code cells.
+
+    ``{"mmbook": SHA-256 of the package's source files, "seed": MMBOOK_SEED or "0"}``, read
+    from ``env`` over ``os.environ``. Stored with each cache record (:func:`store_in_cache`).
+    The tools that run notebooks rather than run in them (this executor, the ``__main__``
+    command lines) are left out of the hash.
+    """
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*")):
+        if file == Path(__file__).resolve() or file.name == "__main__.py":
+            continue
+        if file.is_file() and (file.suffix == ".py" or file.name == "SHA256SUMS"):
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(file.read_bytes())
+    seed = {**os.environ, **(env or {})}.get("MMBOOK_SEED") or "0"
+    return {"mmbook": digest.hexdigest(), "seed": seed}
+
+
+def cached_record(path, cache_path):
+    """The jupyter-cache record matching ``path``'s code cells as Jupyter Book keys them (its
+    ``data`` holds ``context``, ``run`` and ``execution_seconds``), or ``None``."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    if not Path(cache_path).exists():
+        return None
+    try:
+        return get_cache(str(cache_path)).match_cache_notebook(
+            nbformat.read(str(path), as_version=4))
+    except KeyError:
+        return None
+
+
+def is_current(path, cache_path, context: dict | None = None) -> bool:
+    """True when the cache holds outputs of ``path``'s code cells executed in ``context``
+    (default :func:`cache_context`): executing it again would change nothing."""
+    record = cached_record(path, cache_path)
+    data = (record.data or {}) if record is not None else {}
+    return record is not None and data.get("context") == (context or cache_context())
+
+
+def _remove_record(cache, pk: int) -> None:
+    from jupyter_cache.cache.db import NbCacheRecord
+
+    try:
+        cache.remove_cache(pk)
+    except KeyError:  # the record without its notebook file
+        NbCacheRecord.remove_records([pk], cache.db)
+
+
+def store_in_cache(runs, cache_path, context: dict | None = None) -> None:
     """Store the successful runs where Jupyter Book's ``execute_notebooks: cache`` finds them
-    (the same record it would write after executing them itself)."""
+    (the same record it would write after executing them itself), with ``context`` (default
+    :func:`cache_context`) and a run id; drop the other records of the same notebook (its
+    older versions). A failed run drops the notebook's record, so that no output of an older
+    run is rendered in its place."""
     import nbformat
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    cache = get_cache(str(cache_path))
+    cache, context = get_cache(str(cache_path)), context or cache_context()
     for run in runs:
-        if run.ok and run.executed is not None:
-            # the key hashes the code cells with ALL their metadata: copy the outputs into
-            # the source notebook rather than caching nbclient's copy (it adds timings)
-            nb = nbformat.read(run.path, as_version=4)
-            for cell, done in zip(nb.cells, run.executed.cells):
-                if cell.cell_type == "code":
-                    cell.outputs, cell.execution_count = done.outputs, done.execution_count
-            cache.cache_notebook_bundle(
-                CacheBundleIn(nb, str(Path(run.path).resolve()),
-                              data={"execution_seconds": run.seconds}),
-                check_validity=False, overwrite=True)
+        uri = str(Path(run.path).resolve())
+        for record in [r for r in cache.list_cache_records() if r.uri == uri]:
+            _remove_record(cache, record.pk)
+        if not (run.ok and run.executed is not None):
+            continue
+        # the key hashes the code cells with ALL their metadata: copy the outputs into
+        # the source notebook rather than caching nbclient's copy (it adds timings)
+        nb = nbformat.read(run.path, as_version=4)
+        if [c.cell_type for c in nb.cells] != [c.cell_type for c in run.executed.cells]:
+            raise ValueError(f"{run.path} changed while it ran (its cells are not those of the "
+                             "executed copy): execute it again")
+        for cell, done in zip(nb.cells, run.executed.cells):
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = done.outputs, done.execution_count
+        data = {"execution_seconds": run.seconds, "context": context,
+                "run": uuid.uuid4().hex}
+        cache.cache_notebook_bundle(CacheBundleIn(nb, uri, data=data),
+                                    check_validity=False, overwrite=True)
+
+
+def _print_run(run: NotebookRun) -> None:
+    print(f"{run.seconds:7.1f} s  {'ok    ' if run.ok else 'FAILED'}  {run.path}", flush=True)
+
+
+def _die_with_parent() -> None:
+    """In the child: kill its own process group (itself and the kernel) as soon as the
+    process that started it is gone, however it ended (even ``SIGKILL``)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)  # run_notebooks kills the children on the way out
 
 
 def main(argv=None) -> int:
@@ -218,20 +413,49 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--notebook-timeout", type=int, default=600,
                         help="seconds per notebook (a run past it is tried once more)")
+    parser.add_argument("--idle-timeout", type=int, default=None,
+                        help="seconds without CPU use after which a run is taken for a "
+                             "stall (killed and tried once more)")
+    parser.add_argument("--skip-current", action="store_true",
+                        help="with --cache: do not execute a notebook whose cache record "
+                             "was made from the same code cells, package and seed")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--write", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--allow-errors", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cwd", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
+        _die_with_parent()
         print(json.dumps(execute_in_process(args.one, args.write, args.timeout,
                                             args.allow_errors, args.cwd)), flush=True)
         return 0
-    start = time.perf_counter()
-    runs = run_notebooks(args.notebooks, args.jobs, cell_timeout=args.timeout,
-                         notebook_timeout=args.notebook_timeout)
-    if args.cache is not None:
-        store_in_cache(runs, args.cache)
+    start, context = time.perf_counter(), cache_context()
+    todo = list(args.notebooks)
+    if args.skip_current and args.cache is not None:
+        todo = [p for p in todo if not is_current(p, args.cache, context)]
+        for path in args.notebooks:
+            if path not in todo:
+                print(f"{'':11}cached  {path}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    # Ctrl-C raises KeyboardInterrupt even where SIGINT came in ignored (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    storing = threading.Lock()
+
+    def report(run: NotebookRun) -> None:
+        _print_run(run)
+        if args.cache is not None and not _STOPPING.is_set():
+            with storing:  # each notebook cached as it ends: an interrupt loses no finished one
+                store_in_cache([run], args.cache, context)
+
+    try:
+        runs = run_notebooks(todo, args.jobs, report=report, cell_timeout=args.timeout,
+                             notebook_timeout=args.notebook_timeout,
+                             idle_timeout=args.idle_timeout)
+    except (KeyboardInterrupt, SystemExit) as stop:
+        print("interrupted: every notebook's processes were stopped; the notebooks that had "
+              "finished are cached", file=sys.stderr)
+        return stop.code if isinstance(stop, SystemExit) else 130
     if args.out is not None:
         import nbformat
 
@@ -239,8 +463,9 @@ def main(argv=None) -> int:
         for run in runs:
             if run.executed is not None:
                 nbformat.write(run.executed, str(Path(args.out) / Path(run.path).name))
+    print("in order:")
     for run in runs:
-        print(f"{run.seconds:7.1f} s  {'ok    ' if run.ok else 'FAILED'}  {run.path}")
+        _print_run(run)
     print(f"{time.perf_counter() - start:7.1f} s  total wall time ({args.jobs} jobs)")
     for run in runs:
         if not run.ok:

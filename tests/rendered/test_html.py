@@ -10,6 +10,7 @@ fallback. A screenshot of the introduction is kept in ``_build/screenshots``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,10 +35,11 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        pytest.fail("chromium is not installed: `make chromium` (apt-get install chromium)")
-    return exe
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    pytest.fail("chromium is not installed: `make chromium` (apt-get install chromium), or "
+                "set CHROMIUM to a Chromium or Chrome")
 
 
 def _run_chromium(args, timeout=120) -> str:
