@@ -47,6 +47,24 @@ def _write_sums(folder: Path, dataset: str) -> None:
 
 
 def main(argv=None) -> int:
+    """Fetch (when missing) and verify the named data sets (default all); the exit status.
+
+    Args:
+        argv: the command-line arguments (default ``sys.argv[1:]``): data set names,
+            ``--root DIR``, ``--no-progress``.
+
+    Returns:
+        0 when every file is there and matches its SHA-256; 1 when a download or a check
+        failed (the reason on stderr).
+
+    Raises:
+        SystemExit: (status 2, argparse's usage error) for an unknown data set name.
+
+    Examples:
+        >>> main(["sound"])  # the names are those of mmbook.data.registry.DATASETS
+        Traceback (most recent call last):
+        SystemExit: 2
+    """
     parser = argparse.ArgumentParser(prog="python -m mmbook.data", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("datasets", nargs="*", metavar="DATASET",
