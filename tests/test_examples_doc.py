@@ -42,7 +42,6 @@ MISSING = {
     # estimator base classes, optimizers, text
     "mmbook.estimators.TwoViewTransformer", "mmbook.estimators.MultiViewMixin",
     "mmbook.estimators.MultiViewTransformer",
-    "mmbook.text.TransformerTextEncoder",
     # models being rewritten elsewhere (VQA, captioning, sentiment, GAN, autoencoder fit)
     "mmbook.models.captioning.CaptionModel", "mmbook.models.captioning.caption_loss",
     "mmbook.models.gan.ConditionalDiscriminator", "mmbook.models.gan.train_conditional_gan",
