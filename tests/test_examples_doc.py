@@ -40,8 +40,7 @@ MISSING = {
     "mmbook.data.synthetic.make_interactions",
     "mmbook.data.synthetic.InteractionDataset",
     # estimator base classes, optimizers, text
-    "mmbook.estimators.TwoViewTransformer", "mmbook.estimators.MultiViewMixin",
-    "mmbook.estimators.MultiViewTransformer",
+
     # models being rewritten elsewhere (VQA, captioning, sentiment, GAN, autoencoder fit)
     "mmbook.models.captioning.CaptionModel", "mmbook.models.captioning.caption_loss",
     "mmbook.models.gan.ConditionalDiscriminator", "mmbook.models.gan.train_conditional_gan",
