@@ -34,7 +34,6 @@ MISSING = {
     "mmbook.data.download.ensure", "mmbook.data.download.ChecksumError",
     "mmbook.data.download.DownloadError", "mmbook.data.download.sha256_file",
     "mmbook.data.mfeat.load_mfeat", "mmbook.data.mfeat.MultiViewDataset",
-    "mmbook.data.paths.data_root", "mmbook.data.paths.cache_dir",
     "mmbook.data.registry.DataSet", "mmbook.data.registry.checksums",
     "mmbook.data.registry.file_url", "mmbook.data.registry.attribution",
     "mmbook.data.synthetic.make_interactions",
