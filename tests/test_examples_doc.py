@@ -34,8 +34,7 @@ MISSING = {
     "mmbook.data.download.ensure", "mmbook.data.download.ChecksumError",
     "mmbook.data.download.DownloadError", "mmbook.data.download.sha256_file",
     "mmbook.data.mfeat.load_mfeat", "mmbook.data.mfeat.MultiViewDataset",
-    "mmbook.data.registry.DataSet", "mmbook.data.registry.checksums",
-    "mmbook.data.registry.file_url", "mmbook.data.registry.attribution",
+
     "mmbook.data.synthetic.make_interactions",
     "mmbook.data.synthetic.InteractionDataset",
     # estimator base classes, optimizers, text
