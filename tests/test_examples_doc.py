@@ -32,7 +32,7 @@ MISSING = {
     "mmbook.data.av_digits.remove_energy", "mmbook.data.clevr.SortOfCLEVR",
     "mmbook.data.clevr.render_scene",
 
-    "mmbook.data.mfeat.load_mfeat", "mmbook.data.mfeat.MultiViewDataset",
+    "mmbook.data.mfeat.load_mfeat",
 
     "mmbook.data.synthetic.make_interactions",
     "mmbook.data.synthetic.InteractionDataset",
