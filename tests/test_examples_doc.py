@@ -34,8 +34,7 @@ MISSING = {
 
     "mmbook.data.mfeat.load_mfeat",
 
-    "mmbook.data.synthetic.make_interactions",
-    "mmbook.data.synthetic.InteractionDataset",
+
     # estimator base classes, optimizers, text
 
     # models being rewritten elsewhere (VQA, captioning, sentiment, GAN, autoencoder fit)
