@@ -5,8 +5,9 @@
   ``SHA256SUMS``). It is ``$MMBOOK_DATA`` when set, otherwise a per-user cache folder
   (``$XDG_CACHE_HOME/mmbook/data``, by default ``~/.cache/mmbook/data``). The package
   writes into a data root only the raw files it lacks (:func:`mmbook.data.fetch`
-  downloads a missing file there, even under ``MMBOOK_DATA``); checksum stamps and
-  derived files go to the derived cache.
+  downloads a missing file there, even under ``MMBOOK_DATA``) and, from
+  ``python -m mmbook.data``, a missing ``SHA256SUMS``; checksum stamps and derived files
+  go to the derived cache.
 * The **derived cache** holds what the package builds from the raw files (AV digits
   tensors). It is ``$MMBOOK_CACHE`` when set, otherwise ``~/.cache/mmbook/derived``:
   never inside the data root.
