@@ -106,6 +106,40 @@ class TwoViewTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     ``get_feature_names_out`` gives ``["<classname>0", ...]``, so
     ``set_output(transform="pandas")`` wraps :math:`X_c` as scikit-learn wraps the first
     element of its CCA's pair (pandas needed).
+
+    Shape:
+        - X: :math:`(N, D_x)`, y: :math:`(N, D_y)` or :math:`(N,)`
+        - transform(X): :math:`(N, k)`; transform(X, y): the pair :math:`((N, k), (N, k_y))`
+
+    Raises:
+        ValueError: ``y`` missing at ``fit``; views not 2-D, not finite, with different
+            N or fewer than 2 rows; other features at ``transform`` than at ``fit``.
+
+    Examples:
+        A minimal subclass that centres both views:
+
+        >>> class Center(TwoViewTransformer):
+        ...     def fit(self, X, y=None):
+        ...         Xt, Yt = self._validate_fit(X, y)
+        ...         self.mean_x_, self.mean_y_ = Xt.mean(0), Yt.mean(0)
+        ...         self._n_features_out, self._device = Xt.shape[1], Xt.device
+        ...         return self
+        ...     def _transform_x(self, X):
+        ...         return X - self.mean_x_
+        ...     def _transform_y(self, Y):
+        ...         return Y - self.mean_y_
+        >>> X, y = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 8.0]]), np.array([1.0, 2.0, 6.0])
+        >>> Xc, Yc = Center().fit_transform(X, y)  # NumPy in, NumPy out
+        >>> Xc.tolist(), Yc.ravel().tolist()
+        ([[-2.0, -3.0], [0.0, -1.0], [2.0, 4.0]], [-2.0, -1.0, 3.0])
+        >>> type(Center().fit(torch.tensor(X), torch.tensor(y)).transform(torch.tensor(X)))
+        <class 'torch.Tensor'>
+        >>> Center().fit(X, y).get_feature_names_out().tolist()
+        ['center0', 'center1']
+        >>> Center().fit(X, y[:2])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ...inconsistent numbers of samples...
     """
 
     def _validate_fit(self, X, y) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,6 +214,28 @@ class MultiViewMixin:
 
     :meth:`_validate_views` checks ``Xs``; at ``fit`` (``reset=True``) it records
     ``n_views_`` and ``n_features_`` (one :math:`D_m` per view), later it checks them.
+
+    Shape:
+        - Xs: a list of M arrays or tensors :math:`(N, D_m)`, rows aligned
+
+    Raises:
+        ValueError: ``Xs`` not a list (or tuple) of at least 2 views (at ``fit``), views
+            not 2-D or not finite, different N, fewer than 2 rows at ``fit``; later, other
+            M or :math:`D_m` than at ``fit``.
+
+    Examples:
+        >>> mix = MultiViewMixin()
+        >>> views = mix._validate_views([np.zeros((4, 2)), np.ones((4, 3))], reset=True)
+        >>> mix.n_views_, mix.n_features_, views[1].dtype
+        (2, [2, 3], torch.float64)
+        >>> mix._validate_views([np.zeros((4, 2)), np.ones((4, 5))], reset=False)
+        Traceback (most recent call last):
+        ...
+        ValueError: Xs[1] must have shape (N, 3) as in fit, got (4, 5)
+        >>> mix._validate_views(np.zeros((4, 2)), reset=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: Xs must be a list of M >= 2 views, arrays of shape (N, D_m), got ndarray
     """
 
     _min_views = 2
@@ -221,6 +277,37 @@ class MultiViewTransformer(MultiViewMixin, TransformerMixin, BaseEstimator,
     Subclasses set ``_n_features_out`` and implement ``_transform_views(tensors)``.
     (scikit-learn's automatic output wrapping is off: it cannot wrap a list; see
     :meth:`set_output`.)
+
+    Shape:
+        - Xs: a list of M views :math:`(N, D_m)`
+        - transform(Xs): a list of M arrays (tensors for tensor input) :math:`(N, k)`
+
+    Raises:
+        ValueError: as :class:`MultiViewMixin`; ``transform`` before ``fit`` raises
+            scikit-learn's ``NotFittedError``.
+
+    Examples:
+        A minimal subclass that keeps the first k columns of every view, centred:
+
+        >>> class FirstColumns(MultiViewTransformer):
+        ...     def __init__(self, k=1):
+        ...         self.k = k
+        ...     def fit(self, Xs, y=None):
+        ...         views = self._validate_views(Xs, reset=True)
+        ...         self.means_ = [V[:, :self.k].mean(0) for V in views]
+        ...         self._n_features_out = self.k
+        ...         return self
+        ...     def _transform_views(self, views):
+        ...         return [V[:, :self.k] - m for V, m in zip(views, self.means_)]
+        >>> Xs = [np.array([[1.0, 5.0], [3.0, 6.0]]), np.array([[0.0, 0.0, 1.0], [4.0, 2.0, 1.0]])]
+        >>> [Z.tolist() for Z in FirstColumns().fit_transform(Xs)]
+        [[[-1.0], [1.0]], [[-2.0], [2.0]]]
+        >>> FirstColumns(k=1).fit(Xs).get_feature_names_out().tolist()
+        ['firstcolumns0']
+        >>> FirstColumns().transform(Xs)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        sklearn.exceptions.NotFittedError: This FirstColumns instance is not fitted yet...
     """
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:

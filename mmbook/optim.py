@@ -29,6 +29,18 @@ def mse_loss(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Shape:
         - input, target: any shape, the same for both
         - output: scalar
+
+    Raises:
+        ValueError: ``target`` does not have the shape of ``input``.
+
+    Examples:
+        >>> import torch.nn.functional as F
+        >>> _ = torch.manual_seed(0)
+        >>> y_hat, y = torch.randn(4, 3), torch.randn(4, 3)
+        >>> torch.allclose(mse_loss(y_hat, y), F.mse_loss(y_hat, y))
+        True
+        >>> mse_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0]))  # (1 + 4) / 2
+        tensor(2.5000)
     """
     if input.shape != target.shape:
         raise ValueError(f"target must have the shape of input {tuple(input.shape)}, got "
@@ -52,6 +64,23 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         - logits: :math:`(N, C)`
         - target: :math:`(N,)` integer classes, or :math:`(N, C)` probabilities
         - output: scalar
+
+    Raises:
+        ValueError: ``logits`` not 2-D, or ``target`` neither integer classes ``(N,)``
+            nor probabilities ``(N, C)``.
+
+    Examples:
+        >>> import torch.nn.functional as F
+        >>> _ = torch.manual_seed(0)
+        >>> z, y = torch.randn(5, 3), torch.tensor([0, 2, 1, 1, 0])
+        >>> torch.allclose(cross_entropy(z, y), F.cross_entropy(z, y))
+        True
+        >>> p = F.one_hot(y, 3).float()  # probabilities as target: the same loss
+        >>> torch.allclose(cross_entropy(z, p), F.cross_entropy(z, y))
+        True
+        >>> masked, p1 = torch.tensor([[0.0, float("-inf")]]), torch.tensor([[1.0, 0.0]])
+        >>> cross_entropy(masked, p1).item() == 0, F.cross_entropy(masked, p1).isnan().item()
+        (True, True)
     """
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}")
@@ -87,6 +116,25 @@ def sgd_step(params, grads, state: dict, lr: float, momentum: float = 0.0) -> No
         state: a dict that keeps the momentum buffers between steps (start with ``{}``).
         lr: the learning rate :math:`\\eta`.
         momentum: :math:`\\mu`.
+
+    Raises:
+        ValueError: ``params`` and ``grads`` differ in length.
+
+    Examples:
+        Two momentum steps equal ``torch.optim.SGD``'s:
+
+        >>> _ = torch.manual_seed(0)
+        >>> w = torch.randn(3)
+        >>> ref = w.clone().requires_grad_()
+        >>> opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9)
+        >>> state = {}
+        >>> for g in (torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.5, 0.0, -1.0])):
+        ...     sgd_step([w], [g], state, lr=0.1, momentum=0.9)
+        ...     ref.grad = g.clone(); opt.step()
+        >>> torch.allclose(w, ref.detach())
+        True
+        >>> w = torch.zeros(2); sgd_step([w], [torch.tensor([1.0, -1.0])], {}, lr=0.5); w
+        tensor([-0.5000,  0.5000])
     """
     params, grads = list(params), list(grads)
     if len(params) != len(grads):
@@ -115,6 +163,29 @@ def adam_step(params, grads, state: dict, lr: float = 1e-3,
         params, grads: as in :func:`sgd_step`.
         state: a dict that keeps ``step``, ``m`` and ``v`` between steps (start with ``{}``).
         lr: :math:`\\eta`; betas: :math:`(\\beta_1, \\beta_2)`; eps: :math:`\\epsilon`.
+
+    Raises:
+        ValueError: ``params`` and ``grads`` differ in length.
+
+    Source:
+        D. P. Kingma and J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+
+    Examples:
+        Three steps equal ``torch.optim.Adam``'s; the first moves every weight by about
+        ``lr`` against the sign of its gradient (:math:`\\hat m_1 / \\sqrt{\\hat v_1} = \\pm 1`):
+
+        >>> _ = torch.manual_seed(0)
+        >>> w = torch.randn(4)
+        >>> ref = w.clone().requires_grad_()
+        >>> opt = torch.optim.Adam([ref], lr=0.01)
+        >>> state, grads = {}, torch.randn(3, 4)
+        >>> for g in grads:
+        ...     adam_step([w], [g], state, lr=0.01)
+        ...     ref.grad = g.clone(); opt.step()
+        >>> torch.allclose(w, ref.detach()), state["step"]
+        (True, 3)
+        >>> w = torch.zeros(2); adam_step([w], [torch.tensor([3.0, -0.1])], {}, lr=0.01); w
+        tensor([-0.0100,  0.0100])
     """
     params, grads = list(params), list(grads)
     if len(params) != len(grads):
@@ -152,7 +223,34 @@ class _ScratchOptimizer:
 
 
 class ScratchSGD(_ScratchOptimizer):
-    """SGD with optional momentum, written out (see :func:`sgd_step`)."""
+    """SGD with optional momentum, written out (see :func:`sgd_step`).
+
+    Args:
+        params: the parameters to update (e.g. ``model.parameters()``).
+        lr: the learning rate :math:`\\eta` (> 0).
+        momentum: :math:`\\mu \\in [0, 1)`.
+
+    Raises:
+        ValueError: empty ``params``, ``lr`` not positive, ``momentum`` outside [0, 1).
+
+    Examples:
+        After three steps on the same model, ``ScratchSGD`` equals ``torch.optim.SGD``:
+
+        >>> import copy
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net, x, y = nn.Linear(3, 2), torch.randn(8, 3), torch.randn(8, 2)
+        >>> ref = copy.deepcopy(net)
+        >>> opts = (ScratchSGD(net.parameters(), lr=0.1, momentum=0.9),
+        ...         torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9))
+        >>> for _ in range(3):
+        ...     for model, opt in zip((net, ref), opts):
+        ...         opt.zero_grad()
+        ...         mse_loss(model(x), y).backward()
+        ...         opt.step()
+        >>> all(torch.allclose(p, q) for p, q in zip(net.parameters(), ref.parameters()))
+        True
+    """
 
     _step = staticmethod(sgd_step)
 
@@ -162,7 +260,41 @@ class ScratchSGD(_ScratchOptimizer):
 
 
 class ScratchAdam(_ScratchOptimizer):
-    """Adam, written out (see :func:`adam_step`)."""
+    """Adam, written out (see :func:`adam_step`).
+
+    Args:
+        params: the parameters to update (e.g. ``model.parameters()``).
+        lr: :math:`\\eta` (> 0); betas: :math:`(\\beta_1, \\beta_2)`, each in [0, 1);
+        eps: :math:`\\epsilon` (> 0).
+
+    Raises:
+        ValueError: empty ``params``, or a hyper-parameter outside its domain.
+
+    Source:
+        D. P. Kingma and J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+
+    Examples:
+        After three steps on the same model, ``ScratchAdam`` equals ``torch.optim.Adam``:
+
+        >>> import copy
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net, x, y = nn.Linear(3, 2), torch.randn(8, 3), torch.tensor([0, 1] * 4)
+        >>> ref = copy.deepcopy(net)
+        >>> opts = (ScratchAdam(net.parameters(), lr=0.01),
+        ...         torch.optim.Adam(ref.parameters(), lr=0.01))
+        >>> for _ in range(3):
+        ...     for model, opt in zip((net, ref), opts):
+        ...         opt.zero_grad()
+        ...         cross_entropy(model(x), y).backward()
+        ...         opt.step()
+        >>> all(torch.allclose(p, q) for p, q in zip(net.parameters(), ref.parameters()))
+        True
+        >>> ScratchAdam(net.parameters(), betas=(0.9, 1.0))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: betas[1] ...
+    """
 
     _step = staticmethod(adam_step)
 

@@ -305,6 +305,29 @@ class TransformerTextEncoder(nn.Module):
         - ids: :math:`(N, L)`, lengths: :math:`(N,)`
         - output: :math:`(N, E)`, or ``(states (N, L, E), mask (N, L))`` with
           ``return_sequence=True``
+
+    Raises:
+        ValueError: ``embed_dim`` not divisible by ``num_heads``; ids longer than
+            ``max_len``, out of the vocabulary, or lengths that do not fit ``ids``.
+
+    Source:
+        A. Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+
+    Examples:
+        Two sentences of 3 and 2 tokens; more padding leaves the encodings unchanged:
+
+        >>> _ = torch.manual_seed(0)
+        >>> enc = TransformerTextEncoder(vocab_size=10, embed_dim=8, num_heads=2).eval()
+        >>> ids, lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
+        >>> z = enc(ids, lengths)
+        >>> z.shape
+        torch.Size([2, 8])
+        >>> padded = torch.cat([ids, torch.zeros(2, 4, dtype=torch.long)], 1)  # (N, 7)
+        >>> torch.allclose(enc(padded, lengths), z, atol=1e-6)
+        True
+        >>> states, mask = enc(ids, lengths, return_sequence=True)
+        >>> tuple(states.shape), mask.tolist()
+        ((2, 3, 8), [[True, True, True], [True, True, False]])
     """
 
     def __init__(self, vocab_size: int, embed_dim: int = 32, num_heads: int = 2,

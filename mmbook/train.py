@@ -154,7 +154,31 @@ class _TrainingStep(nn.Module):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A training loss was NaN or infinite (see :class:`Trainer`'s ``on_nonfinite``)."""
+    """A training loss was NaN or infinite (see :class:`Trainer`'s ``on_nonfinite``).
+
+    Raised by :meth:`Trainer.fit` with ``on_nonfinite="raise"`` (the default), before the
+    update of the batch whose loss is not finite.
+
+    Examples:
+        One NaN in the inputs stops the fit; ``on_nonfinite="skip"`` leaves its batch out:
+
+        >>> _ = torch.manual_seed(0)
+        >>> x, y = torch.randn(8, 2), torch.tensor([0, 1] * 4)
+        >>> x[5, 0] = float("nan")
+        >>> net = nn.Linear(2, 2)
+        >>> w0 = net.weight.detach().clone()
+        >>> tr = Trainer(net, max_epochs=1, batch_size=4, progress=False, device="cpu", seed=0)
+        >>> tr.fit((x, y))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mmbook.train.NonFiniteLossError: non-finite training loss (nan) at epoch 1, batch 1 of 2...
+        >>> torch.equal(net.weight, w0), tr.history_["train_loss"]  # no update from it
+        (True, [nan])
+        >>> tr = Trainer(net, max_epochs=1, batch_size=4, progress=False, device="cpu", seed=0,
+        ...              on_nonfinite="skip")
+        >>> tr.fit((x, y)).history_["skipped_batches"]
+        [1]
+    """
 
 
 # ----------------------------------------------------------------------------- Trainer

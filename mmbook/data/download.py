@@ -42,11 +42,49 @@ _VERIFIED: dict = {}  # (root, dataset) -> {path: [size, mtime_ns]}
 
 
 class ChecksumError(ValueError):
-    """A file's SHA-256 checksum is not the one the registry lists."""
+    """A file's SHA-256 checksum is not the one the registry lists.
+
+    Examples:
+        A damaged file in the data root is refused, and left for the reader to fix:
+
+        >>> import tempfile
+        >>> from unittest import mock
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> (Path(tmp.name) / "mfeat").mkdir()
+        >>> _ = (Path(tmp.name) / "mfeat" / "mfeat-mor.csv").write_text("not mfeat\\n")
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_CACHE": tmp.name}):
+        ...     fetch("mfeat", "mfeat-mor.csv", root=tmp.name)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mmbook.data.download.ChecksumError: .../mfeat-mor.csv fails its checksum (sha256 ...
+        >>> issubclass(ChecksumError, ValueError)
+        True
+        >>> tmp.cleanup()
+    """
 
 
 class DownloadError(ConnectionError):
-    """A file could not be downloaded (offline, unreachable, cut short)."""
+    """A file could not be downloaded (offline, unreachable, cut short).
+
+    Examples:
+        A mirror (here a local ``file://`` one) that lacks the file:
+
+        >>> import tempfile
+        >>> from unittest import mock
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> mirror = (Path(tmp.name) / "mirror").as_uri()
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_CACHE": tmp.name}):
+        ...     fetch("mfeat", "mfeat-mor.csv", root=tmp.name, base_url=mirror, retries=0,
+        ...           progress=False)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mmbook.data.download.DownloadError: could not download file:///.../mfeat-mor.csv: ...
+        >>> list(Path(tmp.name, "mfeat").iterdir())  # nothing partial left behind
+        []
+        >>> issubclass(DownloadError, OSError)
+        True
+        >>> tmp.cleanup()
+    """
 
 
 def _local_copy_hint(path: Path) -> str:
@@ -58,7 +96,19 @@ def _local_copy_hint(path: Path) -> str:
 
 
 def sha256_file(path) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
+    """SHA-256 hex digest of a file, read in chunks.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "abc.txt"
+        ...     _ = path.write_bytes(b"abc")
+        ...     digest = sha256_file(path)
+        >>> digest == hashlib.sha256(b"abc").hexdigest()
+        True
+        >>> digest[:16]
+        'ba7816bf8f01cfea'
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_CHUNK), b""):
@@ -214,6 +264,26 @@ def fetch(dataset: str, relpath: str, root=None, *, base_url=None, timeout: floa
         FileNotFoundError: ``root`` (or ``$MMBOOK_DATA``) does not exist.
         ChecksumError: the local file, or the downloaded one, fails its checksum.
         DownloadError: the file is missing and cannot be downloaded (e.g. offline).
+
+    Examples:
+        FSDD's speaker table is carried by the package: it is written into the data root
+        (here a temporary one) and verified, with no download:
+
+        >>> import tempfile
+        >>> from unittest import mock
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_CACHE": tmp.name}):
+        ...     path = fetch("fsdd", "speakers.csv", root=tmp.name)
+        >>> path.relative_to(tmp.name).as_posix(), sha256_file(path) == checksums("fsdd")[
+        ...     "speakers.csv"]
+        ('fsdd/speakers.csv', True)
+        >>> path.read_text().splitlines()[:2]
+        ['speaker,gender,accent,language', 'george,male,GRC/Greek,english']
+        >>> fetch("fsdd", "speakers.txt", root=tmp.name)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: relpath 'speakers.txt' is not a file of the 'fsdd' data set (e.g. ...)
+        >>> tmp.cleanup()
     """
     files = checksums(dataset)
     if relpath not in files:
@@ -245,6 +315,20 @@ def ensure(dataset: str, root=None, *, paths=None, base_url=None, archive=None,
 
     Raises:
         as :func:`fetch`.
+
+    Examples:
+        >>> import tempfile
+        >>> from unittest import mock
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_CACHE": tmp.name}):
+        ...     folder = ensure("fsdd", root=tmp.name, paths=["speakers.csv"], progress=False)
+        >>> folder == Path(tmp.name) / "fsdd", sorted(p.name for p in folder.iterdir())
+        (True, ['speakers.csv'])
+        >>> ensure("fsdd", root=tmp.name, paths=["speakers.csv", "x.wav"])
+        Traceback (most recent call last):
+        ...
+        ValueError: paths has 1 files that are not in the 'fsdd' data set, e.g. 'x.wav'
+        >>> tmp.cleanup()
     """
     from tqdm.auto import tqdm
 

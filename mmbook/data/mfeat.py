@@ -25,6 +25,31 @@ class MultiViewDataset(ModalityDataset):
         y: int64 NumPy ``(n,)``.
         index: int64 NumPy ``(n,)``, the row of the raw files each sample comes from.
         modalities: the view names, in order.
+
+    Args:
+        views: ``{name: X}``, X ``(n, D_view)`` arrays with aligned rows.
+        y: ``(n,)`` integer labels.
+        index: ``(n,)`` the raw row of each sample.
+        num_classes: C.
+
+    Shape:
+        - item ``i``: ``(x_1 (D_1,), ..., x_M (D_M,), y ())``
+
+    Raises:
+        ValueError: views whose rows are not aligned with ``y`` (from
+            :class:`~mmbook.data.ModalityDataset`).
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> views = {"fou": rng.standard_normal((5, 3)).astype(np.float32),
+        ...          "mor": rng.standard_normal((5, 2)).astype(np.float32)}
+        >>> ds = MultiViewDataset(views, np.array([0, 1, 2, 1, 0]), np.arange(5), 3)
+        >>> len(ds), ds.modalities, ds.num_classes
+        (5, ('fou', 'mor'), 3)
+        >>> [tuple(t.shape) for t in ds[0]]
+        [(3,), (2,), ()]
+        >>> np.shares_memory(ds.views["mor"], ds.modality("mor").tensors[0].numpy())
+        True
     """
 
     def __init__(self, views: dict, y: np.ndarray, index: np.ndarray, num_classes: int):

@@ -3,8 +3,11 @@
 * The **data root** holds the raw files in the layout of the book's data README
   (``fsdd/recordings/*.wav``, ``mnist/*.gz``, ``mfeat/*.csv``, each folder with a
   ``SHA256SUMS``). It is ``$MMBOOK_DATA`` when set, otherwise a per-user cache folder
-  (``$XDG_CACHE_HOME/mmbook/data``, by default ``~/.cache/mmbook/data``). A data root
-  given by ``MMBOOK_DATA`` is treated as read-only.
+  (``$XDG_CACHE_HOME/mmbook/data``, by default ``~/.cache/mmbook/data``). The package
+  writes into a data root only the raw files it lacks (:func:`mmbook.data.fetch`
+  downloads a missing file there, even under ``MMBOOK_DATA``) and, from
+  ``python -m mmbook.data``, a missing ``SHA256SUMS``; checksum stamps and derived files
+  go to the derived cache.
 * The **derived cache** holds what the package builds from the raw files (AV digits
   tensors). It is ``$MMBOOK_CACHE`` when set, otherwise ``~/.cache/mmbook/derived``:
   never inside the data root.
@@ -29,6 +32,22 @@ def data_root(root=None) -> Path:
     Raises:
         FileNotFoundError: if ``root`` or ``$MMBOOK_DATA`` names a folder that does not
             exist (never a silent fallback to another location).
+
+    Examples:
+        >>> import tempfile
+        >>> from unittest import mock
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> data_root(tmp.name) == Path(tmp.name)  # an explicit root wins
+        True
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_DATA": tmp.name}):  # restored after
+        ...     print(data_root() == Path(tmp.name))
+        True
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_DATA": tmp.name + "/nowhere"}):
+        ...     data_root()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: data root '...nowhere' (from the environment variable MMBOOK_DATA) ...
+        >>> tmp.cleanup()
     """
     if root is None:
         env = os.environ.get("MMBOOK_DATA")
@@ -50,7 +69,21 @@ def data_root(root=None) -> Path:
 
 
 def cache_dir(path=None) -> Path:
-    """The folder for derived files: ``path``, else ``$MMBOOK_CACHE``, else the user cache."""
+    """The folder for derived files: ``path``, else ``$MMBOOK_CACHE``, else the user cache.
+
+    The folder is created if missing.
+
+    Examples:
+        >>> import tempfile
+        >>> from unittest import mock
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> cache_dir(Path(tmp.name) / "derived").is_dir()  # created
+        True
+        >>> with mock.patch.dict(os.environ, {"MMBOOK_CACHE": tmp.name}):  # restored after
+        ...     print(cache_dir() == Path(tmp.name))
+        True
+        >>> tmp.cleanup()
+    """
     path = Path(path or os.environ.get("MMBOOK_CACHE") or (_user_cache() / "derived"))
     path = path.expanduser()
     path.mkdir(parents=True, exist_ok=True)

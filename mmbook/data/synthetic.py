@@ -39,6 +39,17 @@ class InteractionDataset(ModalityDataset):
     Attributes:
         tensors: ``(x1, x2, y)``; ``x1``, ``x2``, ``y`` name them.
         kind: ``"redundancy"``, ``"uniqueness"`` or ``"synergy"``.
+
+    Shape:
+        - x1, x2: :math:`(N, D)`; y: :math:`(N,)`; item ``i``: ``(x1[i], x2[i], y[i])``
+
+    Examples:
+        >>> ds = InteractionDataset(torch.zeros(4, 3), torch.ones(4, 2),
+        ...                         torch.tensor([0, 1, 1, 0]), "synergy")
+        >>> len(ds), ds.modalities, ds.num_classes, ds.kind
+        (4, ('x1', 'x2'), 2, 'synergy')
+        >>> [tuple(t.shape) for t in ds[1]], ds.x2 is ds.tensors[1]
+        ([(3,), (2,), ()], True)
     """
 
     def __init__(self, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor, kind: str):
@@ -70,6 +81,34 @@ def make_interactions(kind: str, n: int = 1000, seed: int = 0, dim: int = 8,
     Shape:
         - x1, x2: :math:`(N, D)` with N = n, D = dim
         - y: :math:`(N,)`
+
+    Raises:
+        ValueError: an unknown ``kind``, or ``n``, ``dim``, ``margin`` not positive.
+
+    Source:
+        P. P. Liang et al., "Quantifying & Modeling Multimodal Interactions: An
+        Information Decomposition Framework", NeurIPS 2023.
+
+    Examples:
+        The gap between the class means of a modality, :math:`\\|\\bar x_{y=1} -
+        \\bar x_{y=0}\\|` (about ``2 * margin`` where it carries the label):
+
+        >>> def gap(x, y):
+        ...     return round(float((x[y == 1].mean(0) - x[y == 0].mean(0)).norm()), 1)
+        >>> red, uni = make_interactions("redundancy"), make_interactions("uniqueness")
+        >>> gap(red.x1, red.y), gap(red.x2, red.y), gap(uni.x1, uni.y), gap(uni.x2, uni.y)
+        (4.0, 3.9, 4.0, 0.2)
+
+        Synergy: neither modality's mean moves with the label, their product does:
+
+        >>> syn = make_interactions("synergy")
+        >>> x1x2 = (syn.x1[:, :, None] * syn.x2[:, None, :]).flatten(1)  # (N, D * D)
+        >>> gap(syn.x1, syn.y), gap(syn.x2, syn.y), gap(x1x2, syn.y)
+        (0.2, 0.2, 1.4)
+        >>> torch.equal(make_interactions("synergy", seed=0).x1, syn.x1)  # deterministic
+        True
+        >>> tuple(syn.x1.shape), syn.x1.dtype, syn.y.dtype
+        ((1000, 8), torch.float32, torch.int64)
     """
     check_choice(kind, INTERACTION_KINDS, "kind")
     n, dim = check_positive_int(n, "n"), check_positive_int(dim, "dim")
