@@ -3,7 +3,8 @@
 Seed 003 (§3.2) makes attention the key component of its cross-encoder: similarities
 between the modalities' features weight what each modality takes from the other. In the
 literature a cross-encoder encodes two inputs *jointly*, every token of one seeing every
-token of the other (as in the Multimodal Transformer of Tsai et al., 2019).
+token of the other (as in ViLBERT and LXMERT, 2019, and the Multimodal Transformer of
+Tsai et al., 2019).
 :class:`CrossEncoder` does exactly that with two
 :class:`mmbook.attention.CrossModalTransformerBlock` stacks (1 <- 2 and 2 <- 1), pools each
 modality over its valid tokens, fuses the two pooled vectors and classifies.
@@ -41,7 +42,9 @@ class CrossEncoder(nn.Module):
         H_2^{(l)} = \mathrm{Block}_{2 \leftarrow 1}^{(l)}\big(H_2^{(l-1)}, H_1^{(l-1)}\big)
 
     (each block: pre-norm multi-head cross-attention, queries from one modality, keys and
-    values from the other, then a feed-forward network, both residual), then
+    values from the other, then a feed-forward network, both residual; with
+    ``self_attention=True`` each layer first applies a block of each modality to itself,
+    :math:`H_m \leftarrow \mathrm{Block}_{m \leftarrow m}(H_m, H_m)`), then
     :math:`z_m = \mathrm{mean}_t H_m^{(L)}[t]` over the valid tokens,
     :math:`z = \sum_m \alpha_{nm} z_m` over the present modalities and
     :math:`\hat y = W z + b`. :math:`P_m` are learned position embeddings.
@@ -88,7 +91,9 @@ class CrossEncoder(nn.Module):
 
     Source: Y.-H. H. Tsai, S. Bai, P. P. Liang, J. Z. Kolter, L.-P. Morency,
     R. Salakhutdinov, "Multimodal Transformer for unaligned multimodal language
-    sequences", ACL 2019.
+    sequences", ACL 2019; two streams that attend to each other (co-attention) as in
+    J. Lu, D. Batra, D. Parikh, S. Lee, "ViLBERT", NeurIPS 2019, and H. Tan, M. Bansal,
+    "LXMERT", EMNLP 2019 (whose layers also hold a self-attention per stream).
     """
 
     def __init__(self, in_features: Sequence[int], max_lengths: Sequence[int], num_classes: int,
