@@ -553,6 +553,12 @@ class CrossModalTransformerBlock(nn.Module):
         \mathrm{LN}(X_\beta), \mathrm{LN}(X_\beta)\big), \qquad
         Y = \hat X_\alpha + \mathrm{FFN}\big(\mathrm{LN}(\hat X_\alpha)\big)
 
+    A sample whose source modality is absent (``source_present[n]`` False) skips the
+    attention sub-layer only: :math:`\hat X_\alpha = X_\alpha`, and the feed-forward
+    sub-layer still applies, :math:`Y = X_\alpha + \mathrm{FFN}(\mathrm{LN}(X_\alpha))`,
+    so the block stays the same non-linear layer for its own tokens; nothing of the
+    source reaches that sample's output.
+
     Args:
         embed_dim: E, features of the query modality (and of the output).
         num_heads: h.
@@ -564,13 +570,21 @@ class CrossModalTransformerBlock(nn.Module):
         - x: :math:`(N, L, E)`, source: :math:`(N, S, E_k)`,
           key_mask: :math:`(N, S)` (``True`` = attend) or key_padding_mask (``True`` =
           padding, as torch)
+        - source_present: :math:`(N,)` bool, optional (default: every source present)
         - returns ``(y (N, L, E), weights (N, h, L, S))``
+
+    Raises:
+        ValueError: ``source_present`` not bool :math:`(N,)`.
 
     Examples:
         >>> block = CrossModalTransformerBlock(embed_dim=8, num_heads=2, kdim=6)
         >>> y, w = block(torch.randn(2, 3, 8), torch.randn(2, 5, 6))
         >>> y.shape, w.shape
         (torch.Size([2, 3, 8]), torch.Size([2, 2, 3, 5]))
+        >>> x = torch.randn(2, 3, 8)
+        >>> y, _ = block(x, torch.randn(2, 5, 6), source_present=torch.tensor([True, False]))
+        >>> torch.allclose(y[1], x[1] + block.ff(block.norm_ff(x[1])))  # FFN only
+        True
     """
 
     def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None,
@@ -586,9 +600,16 @@ class CrossModalTransformerBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, source, key_padding_mask=None, temperature: float = 1.0,
-                key_mask=None):
+                key_mask=None, source_present=None):
         kv = self.norm_kv(source)
         a, weights = self.attn(self.norm_q(x), kv, kv, key_padding_mask=key_padding_mask,
                                temperature=temperature, key_mask=key_mask)
-        x = x + self.dropout(a)
+        a = self.dropout(a)  # (N, L, E)
+        if source_present is not None:  # no source: skip the attention sub-layer only
+            check_shape(source_present, (x.shape[0],), "source_present")
+            if source_present.dtype != torch.bool:
+                raise ValueError(f"source_present must be bool (True = the source is "
+                                 f"there), got dtype {source_present.dtype}")
+            a = torch.where(source_present.to(a.device)[:, None, None], a, 0.0)
+        x = x + a
         return x + self.dropout(self.ff(self.norm_ff(x))), weights

@@ -106,7 +106,8 @@ def test_the_list_of_missing_examples_only_shrinks():
 
 
 @pytest.mark.parametrize("module", ["mmbook.fusion", "mmbook.missing", "mmbook.utils",
-                                    "mmbook.encoders", "mmbook.conv"])
+                                    "mmbook.encoders", "mmbook.conv",
+                                    "mmbook.models.cross_encoder", "mmbook.models.dual_encoder"])
 def test_these_modules_have_examples_everywhere(module):
     assert not [q for q in MISSING if q.startswith(module + ".")]
     assert any(q.startswith(module + ".") for q in public_names())

@@ -2,7 +2,14 @@
 
 import torch
 
-from mmbook.exercises import Feedback, call_student, ch01, check_close, check_equal
+from mmbook.exercises import (
+    Feedback,
+    call_student,
+    ch01,
+    check_close,
+    check_equal,
+    shape_error_hint,
+)
 
 
 def test_feedback_truthiness_and_rendering():
@@ -44,3 +51,16 @@ def test_chapter1_checkers():
         {"A": "synergy", "B": "uniqueness"}, truth).message
     assert "not labelled" in ch01.check_interaction_kinds({"A": "synergy"}, truth).message
     assert "must be one of" in ch01.check_interaction_kinds({"A": "xor", "B": "x"}, truth).message
+
+
+def test_shape_error_hint_only_rewrites_shape_errors():
+    _, fail = call_student(lambda x: x / x.sum(1), torch.ones(3, 2))
+    assert isinstance(fail.error, RuntimeError)
+    fb = shape_error_hint(fail, "use keepdim=True")
+    assert not fb and "shape mistake" in fb.message and fb.message.endswith("use keepdim=True")
+    _, other = call_student(lambda x: 1 / 0, torch.ones(3, 2))
+    assert shape_error_hint(other, "use keepdim=True") is other  # not a shape error
+    _, value = call_student(lambda x: float("x"), 1)
+    assert shape_error_hint(value, "hint") is value
+    _, matmul = call_student(lambda x: x @ x, torch.ones(3, 2))  # torch's message is clear
+    assert shape_error_hint(matmul, "hint") is matmul

@@ -89,3 +89,21 @@ def test_checkers_name_added_directions_batch_normalisation_and_missing_compleme
     assert "dim=0" in ch11.check_info_nce(dim0).message
     none_relevant = lambda G, R, k: math.comb(G - R, k) / math.comb(G, k)
     assert "NO relevant" in ch11.check_chance_recall(none_relevant).message
+
+
+def test_shape_mistakes_get_a_hint_not_a_runtime_error():
+    def nce_without_keepdim(z_a, z_b, tau):
+        a, b = z_a / z_a.norm(dim=1), z_b / z_b.norm(dim=1)  # (N, E) / (N,)
+        y = torch.arange(len(a))
+        return (F.cross_entropy(a @ b.T / tau, y) + F.cross_entropy(b @ a.T / tau, y)) / 2
+
+    fb = ch11.check_info_nce(nce_without_keepdim)
+    assert not fb and "you forgot keepdim" in fb.message and "RuntimeError" in fb.message
+    other = ch11.check_info_nce(lambda a, b, t: (a / a.norm(dim=0)[:, None]).sum())
+    assert not other and "shape mistake" in other.message
+    assert "you forgot keepdim" not in other.message
+    fb = ch11.check_recall_at_k(  # arange(Q) where arange(Q)[:, None] is meant
+        lambda s, k: (s.topk(k, dim=1).indices == torch.arange(len(s))).any(1).float().mean())
+    assert not fb and "torch.arange(Q)[:, None]" in fb.message, fb.message
+    other = ch11.check_recall_at_k(lambda s, k: 1 / 0)  # not a shape error: said as it is
+    assert "raised ZeroDivisionError" in other.message

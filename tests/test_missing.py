@@ -234,6 +234,42 @@ def test_cross_encoder_blocks_masks_and_absent_modality():
         CrossEncoder((6, 5, 4), (4, 7, 2), C)
 
 
+def test_cross_encoder_absent_modality_skips_only_the_cross_attention():
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(3, 4, 6), torch.randn(3, 7, 5)
+    no_2 = torch.tensor([[True, False]] * 3)
+    for self_attention in (False, True):
+        model = CrossEncoder((6, 5), max_lengths=(4, 7), num_classes=C, embed_dim=8,
+                             num_heads=2, self_attention=self_attention).eval()
+        with torch.no_grad():
+            h1 = model.embed[0](x1) + model.position[0][:4]
+            if self_attention:  # the modality's own transformer layer still runs
+                h1 = model.self_blocks[0][0](h1, h1)[0]
+            b1 = model.blocks[0][0]
+            h1 = h1 + b1.ff(b1.norm_ff(h1))  # no attention to the absent x2, the FFN kept
+            want = model.head(model.norms[0](h1).mean(1))  # the fusion keeps z1 alone
+            torch.testing.assert_close(model(x1, x2, present=no_2), want)
+            # ... which is not what skipping the whole block would give
+            assert not torch.allclose(want, model.head(model.norms[0](
+                model.embed[0](x1) + model.position[0][:4]).mean(1)))
+
+
+def test_block_source_present_skips_attention_per_sample():
+    torch.manual_seed(0)
+    block = CrossModalTransformerBlock(8, 2, kdim=6).eval()
+    x, src = torch.randn(2, 3, 8), torch.randn(2, 5, 6, requires_grad=True)
+    keep = torch.tensor([True, False])
+    y, _ = block(x, src, source_present=keep)
+    torch.testing.assert_close(y[0], block(x[:1], src[:1])[0][0])  # sample 0: the full block
+    torch.testing.assert_close(y[1], x[1] + block.ff(block.norm_ff(x[1])))  # sample 1: FFN
+    y[1].sum().backward()
+    assert src.grad.abs().sum() == 0  # nothing of an absent source reaches the output
+    with pytest.raises(ValueError, match="source_present must be bool"):
+        block(x, src, source_present=torch.ones(2))
+    with pytest.raises(ValueError, match="source_present"):
+        block(x, src, source_present=torch.ones(3, dtype=torch.bool))
+
+
 # ----------------------------------------------------------------------------- exercises
 def test_check_masked_concat_diagnoses():
     good = lambda zs, r: torch.cat([torch.where(r[:, m:m + 1], z, torch.zeros(()))  # noqa: E731
@@ -281,6 +317,52 @@ def test_check_modality_dropout_diagnoses():
     assert not per_batch and "per sample" in per_batch.message
     inverted = ch10.check_modality_dropout(lambda r, p: good(r, 1 - p))
     assert not inverted and "1 - p" in inverted.message
+
+
+def test_check_modality_dropout_catches_the_rescue_and_the_dtype():
+    def drop(present, p):
+        return present & (torch.rand(present.shape) >= p)
+
+    def restore_all(present, p):  # passes at p = 0.3 (0.73 kept): caught at p = 0.9
+        keep = drop(present, p)
+        empty = ~keep.any(1)
+        keep[empty] = present[empty]
+        return keep
+
+    def restore_first(present, p):
+        keep = drop(present, p)
+        keep[~keep.any(1), 0] = True
+        return keep
+
+    def good(present, p):
+        keep = drop(present, p)
+        empty = ~keep.any(1)
+        keep[empty.nonzero().squeeze(1),
+             torch.multinomial(present[empty].float(), 1).squeeze(1)] = True
+        return keep
+
+    assert ch10.check_modality_dropout(good)
+    fb = ch10.check_modality_dropout(restore_all)
+    assert not fb and "EVERY modality back" in fb.message, fb.message
+    fb = ch10.check_modality_dropout(restore_first)
+    assert not fb and "always give back the same modality" in fb.message, fb.message
+    fb = ch10.check_modality_dropout(lambda r, p: good(r, p).float())
+    assert not fb and "bool mask" in fb.message and "float32" in fb.message, fb.message
+
+
+def test_ch10_shape_mistakes_get_a_hint_not_a_runtime_error():
+    keepdim = ch10.check_renormalised_average(
+        lambda p, r: (p * r[:, :, None]).sum(1) / r.sum(1))  # (N, C) / (N,)
+    assert not keepdim and "you forgot keepdim" in keepdim.message, keepdim.message
+    other = ch10.check_renormalised_average(lambda p, r: (p * r[:, :, None]).sum(1) / r.sum(0))
+    assert not other and "shape mistake" in other.message and "keepdim=True" in other.message
+    assert "you forgot keepdim" not in other.message  # not that mistake: no certainty
+    rows = ch10.check_masked_concat(lambda zs, r: torch.cat(
+        [torch.where(r[:, m], z, 0.0) for m, z in enumerate(zs)], 1))  # r[:, m] is (N,)
+    assert not rows and "present[:, m:m + 1]" in rows.message, rows.message
+    per_sample = ch10.check_modality_dropout(lambda r, p: r & (torch.rand(r.shape[0]) >= p))
+    assert not per_sample and "torch.rand(present.shape)" in per_sample.message
+    assert isinstance(per_sample.error, RuntimeError)
 
 
 def test_check_renormalised_average_names_a_missing_division():

@@ -12,7 +12,8 @@ import importlib
 
 import torch
 
-__all__ = ["Feedback", "call_student", "check_close", "check_equal", "pending"]
+__all__ = ["Feedback", "call_student", "check_close", "check_equal", "pending",
+           "shape_error_hint"]
 
 
 class Feedback:
@@ -22,10 +23,11 @@ class Feedback:
     wrong answer, so it renders neutrally instead of in red.
     """
 
-    def __init__(self, passed: bool, message: str, pending: bool = False):
+    def __init__(self, passed: bool, message: str, pending: bool = False, error=None):
         self.passed = bool(passed) and not pending
         self.pending = bool(pending)
         self.message = message
+        self.error = error  # the exception the reader's code raised, if any
 
     def __bool__(self) -> bool:
         return self.passed
@@ -70,11 +72,36 @@ def call_student(fn, *args, name: str = "your function"):
     try:
         out = fn(*args)
     except Exception as err:  # the reader's code raised: say what
-        return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}")
+        return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}", error=err)
     if out is None:  # the starter as given (or a forgotten return): not a wrong answer yet
         return None, Feedback(False, f"{name} returned None: write its body (and return "
                                      "the result), then run the cell again.", pending=True)
     return out, None
+
+
+_BROADCAST_ERRORS = ("must match the size of tensor", "cannot be broadcast",
+                     "The expanded size")
+
+
+def shape_error_hint(fail: Feedback, hint: str) -> Feedback:
+    """A checker's verdict when the reader's code raised: a broadcasting error gets ``hint``.
+
+    A reduction that drops its dimension (``x.sum(1)`` where ``x.sum(1, keepdim=True)``
+    was meant) or a mask indexed as ``(N,)`` instead of ``(N, 1)`` fails with torch's
+    broadcasting ``RuntimeError``, which names sizes but not the mistake; the checker,
+    which knows its exercise, names it. Any other failure is returned unchanged.
+
+    Examples:
+        >>> _, fail = call_student(lambda x: x / x.sum(1), torch.ones(3, 2))
+        >>> print(shape_error_hint(fail, "keep the summed dimension: keepdim=True").message)
+        ... # doctest: +ELLIPSIS
+        your function has a shape mistake (RuntimeError: The size of tensor a (2) must ...
+    """
+    err = fail.error
+    if not isinstance(err, RuntimeError) or not any(s in str(err) for s in _BROADCAST_ERRORS):
+        return fail
+    return Feedback(False, f"{fail.message.split(' raised ')[0]} has a shape mistake "
+                           f"({type(err).__name__}: {err}). {hint}", error=err)
 
 
 def check_equal(name: str, got, expected, hint: str = "") -> Feedback:

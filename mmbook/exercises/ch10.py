@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..fusion import ConcatFusion, LateFusion
-from . import Feedback, call_student, check_close
+from . import Feedback, call_student, check_close, shape_error_hint
 
 __all__ = ["check_masked_concat", "check_renormalised_average", "check_modality_dropout"]
 
@@ -28,7 +28,10 @@ def check_masked_concat(fn) -> Feedback:
              for m, z in enumerate(zs)]
     got, fail = call_student(fn, dirty, present)
     if fail is not None:
-        return fail
+        return shape_error_hint(fail, "present[:, m] has shape (N,), which lines up with the "
+                                      "feature axis of z (N, D_m), not its rows: index it as "
+                                      "present[:, m:m + 1] (or present[:, m, None]), shape "
+                                      "(N, 1), to select whole rows")
     want = ConcatFusion((3, 2))(dirty, present=present)
     if isinstance(got, torch.Tensor) and got.shape == want.shape:
         if torch.isnan(got).any():
@@ -57,7 +60,7 @@ def check_renormalised_average(fn) -> Feedback:
                             [True, False, True], [False, False, True], [True, True, False]])
     got, fail = call_student(fn, probs, present)
     if fail is not None:
-        return fail
+        return shape_error_hint(fail, _missing_keepdim(fn))
     want = LateFusion([torch.nn.Identity()] * 3, 4, "mean").combine(logits, present).exp()
     if isinstance(got, torch.Tensor) and got.shape == want.shape:
         over_m = (probs * present[:, :, None]).sum(1) / 3
@@ -75,6 +78,42 @@ def check_renormalised_average(fn) -> Feedback:
                        hint="sum probs * present over m, divide by present.sum(1)")
 
 
+def _missing_keepdim(fn) -> str:
+    """The hint for a shape error in the renormalised average: with N = C the reader's
+    function runs, and a missing keepdim shows as each column divided by another row's
+    count."""
+    g = torch.Generator().manual_seed(2)
+    probs = torch.softmax(torch.randn(4, 3, 4, generator=g), -1)  # (N, M, C), N = C
+    present = torch.tensor([[True, True, True], [True, False, False], [False, True, True],
+                            [True, False, True]])
+    summed = (probs * present[:, :, None]).sum(1)  # (N, C)
+    try:
+        got = fn(probs, present)
+        keepdim_missing = torch.allclose(torch.as_tensor(got, dtype=summed.dtype),
+                                         summed / present.sum(1), atol=1e-5)
+    except Exception:
+        keepdim_missing = False
+    hint = ("present.sum(1) has shape (N,), and (N, C) / (N,) divides the columns, not the "
+            "rows: keep the summed dimension, present.sum(1, keepdim=True), shape (N, 1)")
+    return ("you forgot keepdim: " if keepdim_missing else "check every sum over m: ") + hint
+
+
+def _rescue_mistake(got: torch.Tensor, present: torch.Tensor, p: float) -> str | None:
+    """At a large p most samples lose every modality: check what the rescue gives back."""
+    full = present.all(1)  # the samples that had all M modalities
+    many = (got[full].sum(1) >= 2).float().mean().item()  # about 3 p (1 - p)^2 + (1 - p)^3
+    if many > 0.2:
+        return (f"{many:.0%} of the samples kept two modalities or more at p = {p}: you gave "
+                f"a sample that lost them all EVERY modality back; give back ONE, chosen at "
+                f"random among those it had")
+    kept = got[full].float().mean(0)  # (M,), each about 1 - p + p^M / M
+    if (kept.max() - kept.min()).item() > 0.15:
+        return (f"at p = {p} the modalities are kept at rates {kept.numpy().round(2)}: you "
+                f"always give back the same modality; choose it at random among those the "
+                f"sample had (torch.multinomial(present[empty].float(), 1))")
+    return None
+
+
 def check_modality_dropout(fn) -> Feedback:
     """Check ``fn(present, p)``: drop each present modality of each sample with
     probability p, never leaving a sample with none. Checked by its statistics."""
@@ -84,11 +123,17 @@ def check_modality_dropout(fn) -> Feedback:
     present[: n // 4, 2] = False  # a quarter of the samples never had modality 3
     got, fail = call_student(fn, present.clone(), p)
     if fail is not None:
-        return fail
+        return shape_error_hint(fail, "draw one number per sample AND modality, "
+                                      "torch.rand(present.shape), shape (N, M), and keep any "
+                                      "per-sample mask (N,) as (N, 1) when it meets an (N, M) "
+                                      "one")
     if not isinstance(got, torch.Tensor) or got.shape != present.shape:
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
         return Feedback(False, f"return a mask of shape {tuple(present.shape)}, got {shape}")
-    got = got.bool()
+    if got.dtype != torch.bool:
+        return Feedback(False, f"return a bool mask (True = kept), got dtype {got.dtype}: "
+                               f"combine masks with & and |, never by arithmetic (the "
+                               f"package's fusions accept only bool)")
     if bool((got & ~present).any()):
         return Feedback(False, "your mask makes a modality present that was absent: only "
                                "drop, never add (combine with & present)")
@@ -107,4 +152,19 @@ def check_modality_dropout(fn) -> Feedback:
         return Feedback(False, f"you kept {kept:.2f} of the modalities; with p = {p}, about "
                                f"{1 - p + p ** M / M:.2f} should stay (1 - p, plus the p^M of "
                                f"samples that lost all, one modality in M given back)")
-    return Feedback(True, f"kept {kept:.2f} of the modalities, none of the samples empty.")
+    torch.manual_seed(1)
+    p_high = 0.9  # most samples lose everything: the rescue decides what is left
+    high, fail = call_student(fn, present.clone(), p_high)
+    if fail is not None:
+        return fail
+    if not isinstance(high, torch.Tensor) or high.shape != present.shape or \
+            high.dtype != torch.bool or bool((high & ~present).any()) or \
+            not bool(high.any(dim=1).all()):
+        return Feedback(False, f"at p = {p_high} your mask breaks a rule it kept at p = {p}: "
+                               f"bool (N, M), a subset of present, one modality per sample "
+                               f"at least")
+    mistake = _rescue_mistake(high, present, p_high)
+    if mistake is not None:
+        return Feedback(False, mistake)
+    return Feedback(True, f"kept {kept:.2f} of the modalities at p = {p}, one per emptied "
+                          f"sample given back at p = {p_high}, none of the samples empty.")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..losses import info_nce
 from ..metrics import recall_at_k
-from . import Feedback, call_student, check_close
+from . import Feedback, call_student, check_close, shape_error_hint
 
 __all__ = ["chance_recall", "check_recall_at_k", "check_info_nce", "check_chance_recall"]
 
@@ -32,7 +32,10 @@ def check_recall_at_k(fn) -> Feedback:
     for k in ks:
         value, fail = call_student(fn, s, k)
         if fail is not None:
-            return fail
+            return shape_error_hint(fail, "compare each query's top k, shape (Q, k), with "
+                                          "its OWN index: torch.arange(Q)[:, None], shape "
+                                          "(Q, 1) (torch.arange(Q) alone is (Q,) and lines "
+                                          "up with the k columns)")
         try:
             got.append(float(value))
         except (TypeError, ValueError):
@@ -59,6 +62,25 @@ def check_recall_at_k(fn) -> Feedback:
                            f"gave {[round(g, 4) for g in got]}")
 
 
+def _missing_keepdim(fn, tau: float) -> str:
+    """The hint for a shape error in InfoNCE: with N = E the reader's function runs, and a
+    norm without keepdim shows as each column divided by another row's norm."""
+    g = torch.Generator().manual_seed(2)
+    z_a, z_b = torch.randn(4, 4, generator=g), torch.randn(4, 4, generator=g)
+    a, b = z_a / z_a.norm(dim=1), z_b / z_b.norm(dim=1)  # the mistake: (N, E) / (N,)
+    labels = torch.arange(4)
+    wrong = (F.cross_entropy(a @ b.T / tau, labels) + F.cross_entropy(b @ a.T / tau, labels)) / 2
+    try:
+        keepdim_missing = abs(float(fn(z_a, z_b, tau)) - float(wrong)) < 1e-5
+    except Exception:
+        keepdim_missing = False
+    hint = ("z.norm(dim=1) has shape (N,), and (N, E) / (N,) divides the columns, not the "
+            "rows: keep the dimension, z / z.norm(dim=1, keepdim=True), or use "
+            "F.normalize(z, dim=1)")
+    return ("you forgot keepdim: " if keepdim_missing else "check every norm or sum over "
+            "dim 1: ") + hint
+
+
 def check_info_nce(fn) -> Feedback:
     """Check ``fn(z_a, z_b, tau)`` against :func:`mmbook.losses.info_nce` (symmetric)."""
     g = torch.Generator().manual_seed(1)
@@ -66,7 +88,7 @@ def check_info_nce(fn) -> Feedback:
     tau = 0.2
     got, fail = call_student(fn, z_a, z_b, tau)
     if fail is not None:
-        return fail
+        return shape_error_hint(fail, _missing_keepdim(fn, tau))
     if got is None or not torch.is_tensor(got) or got.numel() != 1:
         return Feedback(False, f"return the loss as a scalar tensor, got {got!r}")
     got, want = float(got), float(info_nce(z_a, z_b, tau))

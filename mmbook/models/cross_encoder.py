@@ -3,7 +3,8 @@
 Seed 003 (§3.2) makes attention the key component of its cross-encoder: similarities
 between the modalities' features weight what each modality takes from the other. In the
 literature a cross-encoder encodes two inputs *jointly*, every token of one seeing every
-token of the other (as in the Multimodal Transformer of Tsai et al., 2019).
+token of the other (as in ViLBERT and LXMERT, 2019, and the Multimodal Transformer of
+Tsai et al., 2019).
 :class:`CrossEncoder` does exactly that with two
 :class:`mmbook.attention.CrossModalTransformerBlock` stacks (1 <- 2 and 2 <- 1), pools each
 modality over its valid tokens, fuses the two pooled vectors and classifies.
@@ -41,16 +42,22 @@ class CrossEncoder(nn.Module):
         H_2^{(l)} = \mathrm{Block}_{2 \leftarrow 1}^{(l)}\big(H_2^{(l-1)}, H_1^{(l-1)}\big)
 
     (each block: pre-norm multi-head cross-attention, queries from one modality, keys and
-    values from the other, then a feed-forward network, both residual), then
+    values from the other, then a feed-forward network, both residual; with
+    ``self_attention=True`` each layer first applies a block of each modality to itself,
+    :math:`H_m \leftarrow \mathrm{Block}_{m \leftarrow m}(H_m, H_m)`), then
     :math:`z_m = \mathrm{mean}_t H_m^{(L)}[t]` over the valid tokens,
     :math:`z = \sum_m \alpha_{nm} z_m` over the present modalities and
     :math:`\hat y = W z + b`. :math:`P_m` are learned position embeddings.
 
-    **Absent modality** (``present[n, m]`` False): sample n's other modality skips every
-    block that would read modality m (it keeps its own tokens, :math:`H^{(l)} =
-    H^{(l-1)}`), and the weights :math:`\alpha` are renormalised over the present
-    modalities; the absent input's values are ignored. With ``modality_dropout=p``
-    training samples lose each modality with probability p (never both).
+    **Absent modality** (``present[n, m]`` False): the absent input is removed by the
+    package's one rule (:func:`mmbook.utils.fill_absent`, so even NaN is ignored); in
+    every block that would read modality m, sample n's other modality skips the
+    cross-attention sub-layer only and keeps its feed-forward sub-layer,
+    :math:`H^{(l)} = H^{(l-1)} + \mathrm{FFN}(\mathrm{LN}(H^{(l-1)}))` (so a single
+    modality still passes through the same non-linear layers, not around them); and the
+    weights :math:`\alpha` are renormalised over the present modalities. With
+    ``modality_dropout=p`` training samples lose each modality with probability p
+    (never both), which trains exactly that path.
 
     Args:
         in_features: :math:`(D_1, D_2)`, the token feature sizes.
@@ -61,6 +68,9 @@ class CrossEncoder(nn.Module):
         num_layers: L, blocks per direction.
         dropout: dropout inside the blocks.
         modality_dropout: p (training only; 0: off).
+        self_attention: if True, each layer first lets each modality's tokens attend to
+            each other (a pre-norm transformer layer, the same block with the modality as
+            its own source), then to the other modality's.
 
     Attributes:
         last_weights: the attention weights of the last layer from the last forward pass,
@@ -81,12 +91,15 @@ class CrossEncoder(nn.Module):
 
     Source: Y.-H. H. Tsai, S. Bai, P. P. Liang, J. Z. Kolter, L.-P. Morency,
     R. Salakhutdinov, "Multimodal Transformer for unaligned multimodal language
-    sequences", ACL 2019.
+    sequences", ACL 2019; two streams that attend to each other (co-attention) as in
+    J. Lu, D. Batra, D. Parikh, S. Lee, "ViLBERT", NeurIPS 2019, and H. Tan, M. Bansal,
+    "LXMERT", EMNLP 2019 (whose layers also hold a self-attention per stream).
     """
 
     def __init__(self, in_features: Sequence[int], max_lengths: Sequence[int], num_classes: int,
                  embed_dim: int = 32, num_heads: int = 4, num_layers: int = 1,
-                 dropout: float = 0.0, modality_dropout: float = 0.0):
+                 dropout: float = 0.0, modality_dropout: float = 0.0,
+                 self_attention: bool = False):
         super().__init__()
         self.in_features = check_sizes(in_features, "in_features")
         self.max_lengths = check_sizes(max_lengths, "max_lengths")
@@ -102,6 +115,9 @@ class CrossEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             nn.ModuleList(CrossModalTransformerBlock(E, num_heads, dropout=dropout)
                           for _ in range(2)) for _ in range(L))  # [layer][target modality]
+        self.self_blocks = nn.ModuleList(
+            nn.ModuleList(CrossModalTransformerBlock(E, num_heads, dropout=dropout)
+                          for _ in range(2)) for _ in range(L)) if self_attention else None
         self.norms = nn.ModuleList(nn.LayerNorm(E) for _ in range(2))
         self.fusion = WeightedSumFusion((E, E), E, project=False)
         self.head = nn.Linear(E, num_classes)
@@ -137,11 +153,15 @@ class CrossEncoder(nn.Module):
         p = self._present(present, x1.shape[0], x1.device)  # (N, 2)
         x1, x2 = fill_absent([x1, x2], p)  # an absent modality's tokens (even NaN) are gone
         (h1, mask1), (h2, mask2) = self._tokens(0, x1, lengths1), self._tokens(1, x2, lengths2)
-        for block_1, block_2 in self.blocks:
-            new1, w12 = block_1(h1, h2, key_padding_mask=~mask2)  # 1 attends to 2
-            new2, w21 = block_2(h2, h1, key_padding_mask=~mask1)  # 2 attends to 1
-            h1 = torch.where(p[:, 1, None, None], new1, h1)  # no 2: keep own tokens
-            h2 = torch.where(p[:, 0, None, None], new2, h2)
+        for layer, (block_1, block_2) in enumerate(self.blocks):
+            if self.self_blocks is not None:  # each modality attends to itself first
+                self_1, self_2 = self.self_blocks[layer]
+                h1 = self_1(h1, h1, key_padding_mask=~mask1)[0]  # (N, L_1, E)
+                h2 = self_2(h2, h2, key_padding_mask=~mask2)[0]  # (N, L_2, E)
+            # a sample without modality 2: block_1 skips its attention (and vice versa)
+            new1, w12 = block_1(h1, h2, key_padding_mask=~mask2, source_present=p[:, 1])
+            new2, w21 = block_2(h2, h1, key_padding_mask=~mask1, source_present=p[:, 0])
+            h1, h2 = new1, new2  # (N, L_1, E), (N, L_2, E)
         self.last_weights = (w12.detach(), w21.detach())
         zs = [(self.norms[m](h) * k[:, :, None]).sum(1) / k.sum(1, keepdim=True)
               for m, (h, k) in enumerate(((h1, mask1), (h2, mask2)))]  # each (N, E)

@@ -105,11 +105,26 @@ class DualEncoder(nn.Module):
                              f"{self.arity[1]} for encoder_b), got {len(inputs)}")
 
     def encode_a(self, *inputs) -> torch.Tensor:
-        """Unit-norm embeddings of modality a, :math:`(N, E)`."""
+        """Unit-norm embeddings of modality a, :math:`(N, E)`.
+
+        Examples:
+            >>> model = DualEncoder(nn.Linear(4, 8), nn.Linear(3, 8), embed_dim=2)
+            >>> z = model.encode_a(torch.randn(5, 4))
+            >>> z.shape, torch.allclose(z.norm(dim=1), torch.ones(5))
+            (torch.Size([5, 2]), True)
+        """
         return F.normalize(self.proj_a(self.encoder_a(*inputs)), dim=1)
 
     def encode_b(self, *inputs) -> torch.Tensor:
-        """Unit-norm embeddings of modality b, :math:`(N, E)`."""
+        """Unit-norm embeddings of modality b, :math:`(N, E)`.
+
+        Examples:
+            >>> model = DualEncoder(nn.Linear(4, 8), nn.Linear(3, 8), embed_dim=2)
+            >>> x_a, x_b = torch.randn(5, 4), torch.randn(5, 3)
+            >>> logits = model(x_a, x_b)  # e^t times the cosines, one matrix product
+            >>> torch.allclose(logits, model.scale() * model.encode_a(x_a) @ model.encode_b(x_b).T)
+            True
+        """
         return F.normalize(self.proj_b(self.encoder_b(*inputs)), dim=1)
 
     @torch.no_grad()
@@ -118,6 +133,13 @@ class DualEncoder(nn.Module):
 
         CLIP's rule (open_clip's training loop does it after ``optimizer.step()``): the
         value is clamped, its gradient never is. Returns ``self``.
+
+        Examples:
+            >>> model = DualEncoder(nn.Linear(4, 8), nn.Linear(3, 8), embed_dim=2)
+            >>> with torch.no_grad():
+            ...     _ = model.logit_scale.fill_(7.0)  # above log 100 = 4.61
+            >>> round(model.clamp_logit_scale_().logit_scale.item(), 2)
+            4.61
         """
         self.logit_scale.clamp_(0.0, self.max_log_scale)
         return self
@@ -144,13 +166,26 @@ class DualEncoder(nn.Module):
         return optimizer.register_step_post_hook(lambda *_: self.clamp_logit_scale_())
 
     def scale(self) -> torch.Tensor:
-        r"""The logit scale :math:`e^t = 1/\tau` (a scalar tensor), after clamping :math:`t`."""
+        r"""The logit scale :math:`e^t = 1/\tau` (a scalar tensor), after clamping :math:`t`.
+
+        Examples:
+            >>> model = DualEncoder(nn.Linear(4, 8), nn.Linear(3, 8), embed_dim=2)
+            >>> round(model.scale().item(), 2)  # 1 / 0.07
+            14.29
+        """
         self.clamp_logit_scale_()
         return self.logit_scale.exp()
 
     @property
     def temperature(self) -> float:
-        r"""The current temperature :math:`\tau` (a float), with :math:`t` clamped."""
+        r"""The current temperature :math:`\tau` (a float), with :math:`t` clamped.
+
+        Examples:
+            >>> model = DualEncoder(nn.Linear(4, 8), nn.Linear(3, 8), embed_dim=2,
+            ...                     temperature=0.2, learn_temperature=False)
+            >>> round(model.temperature, 4), model.logit_scale.requires_grad
+            (0.2, False)
+        """
         return math.exp(-min(max(self.logit_scale.item(), 0.0), self.max_log_scale))
 
     def forward(self, *inputs) -> torch.Tensor:
