@@ -12,6 +12,7 @@ import torch
 from mmbook.data import (
     AV_SIZES,
     MFEAT_VIEWS,
+    av_wave,
     load_av_digits,
     load_mfeat,
     mnist_pca,
@@ -179,6 +180,11 @@ def test_causal_av_digits_keep_the_pairs_and_change_only_the_audio(tmp_path, dat
     assert causal.audio_files == offline.audio_files
     assert causal.audio.shape == offline.audio.shape and not torch.allclose(
         causal.audio, offline.audio, atol=0.1)
+    # the clean signal before the noise: the speaker's loudness fixed, then silence
+    wave = av_wave(causal.audio_files[0])
+    samples = min(len(read_wav(data_root / "fsdd" / causal.audio_files[0])), 8000)
+    assert wave.shape == (8000,) and np.isclose(np.abs(wave).max(), 1.0, atol=1e-6)
+    assert not wave[samples:].any()
     for i in range(0, 100, 13):  # one more frame: the windows end 16 ms later
         samples = min(len(read_wav(data_root / "fsdd" / causal.audio_files[i])), 8000)
         assert causal.lengths[i] == min((samples + 255) // 200 + 1, 41)

@@ -8,13 +8,17 @@ describe AV-MNIST, so that neither modality alone is near-perfect:
 * **audio**: a log-magnitude spectrogram (``torch.stft``) of an FSDD recording with
   white noise added to the waveform.
 
-The audio features are **offline** by default: each recording is divided by its peak
-over the whole utterance, and ``torch.stft(center=True)`` centres frame t on sample
-200t, so it reads 128 samples (16 ms) ahead and its first frame mirrors samples from the
-future. ``causal=True`` builds the same data set (same images, pairs and noise draws)
-with a front-end that uses only the past: a running peak (:func:`peak_normalise`) and
-windows that end at the newest sample (:func:`spectrogram`), which a stream can compute
-as the samples arrive (:class:`mmbook.models.StreamingSpectrogram`).
+Each clean recording is divided by its peak before the noise is added: that sets every
+speaker to the same loudness and the noise to a fixed signal-to-noise ratio, so it is
+part of how the data set simulates a noisy microphone signal x (:func:`av_wave`, then
+the noise). The audio features of x are **offline** by default:
+``torch.stft(center=True)`` centres frame t on sample 200t, so it reads 128 samples
+(16 ms) ahead, and its first frame mirrors samples from the future. ``causal=True``
+builds the same data set (same images, pairs, signals x and noise draws) with a
+front-end that uses only the past: x divided by its running peak
+(:func:`peak_normalise`, which removes loudness as a live stream must) and windows that
+end at the newest sample (:func:`spectrogram`); a stream computes it as the samples
+arrive (:class:`mmbook.models.StreamingSpectrogram`).
 
 Each source keeps its own split, so no test item reaches training: MNIST train images
 feed ``train``/``val`` (last 5000 of the 60000 are validation, as in MultiBench) and
@@ -281,7 +285,8 @@ def _log_bands(wave_batch: torch.Tensor, center: bool) -> torch.Tensor:
 
 
 def peak_normalise(a: np.ndarray, causal: bool = False) -> np.ndarray:
-    r"""Divide a recording by its peak, so that loudness is not the label.
+    r"""Divide a recording (or each row of a batch, along the last axis) by its peak, so
+    that loudness is not the label.
 
     Offline: :math:`y_t = a_t / \max_s |a_s|`, the peak of the whole utterance (known only
     at its end). Causal: :math:`y_t = a_t / \max(\max_{s \le t} |a_s|, p_0)`, the running
@@ -295,8 +300,8 @@ def peak_normalise(a: np.ndarray, causal: bool = False) -> np.ndarray:
     """
     a = np.asarray(a, dtype=np.float32)
     if causal:
-        return a / np.maximum(np.maximum.accumulate(np.abs(a)), PEAK_FLOOR)
-    return a / (np.abs(a).max() + 1e-8)
+        return a / np.maximum(np.maximum.accumulate(np.abs(a), axis=-1), np.float32(PEAK_FLOOR))
+    return a / (np.abs(a).max(axis=-1, keepdims=True) + np.float32(1e-8))
 
 
 def _frames(samples: int, causal: bool) -> int:
@@ -307,22 +312,26 @@ def _frames(samples: int, causal: bool) -> int:
     return samples // HOP + 1
 
 
-def av_wave(file: str, causal: bool = False, root=None) -> tuple[np.ndarray, int]:
-    """One FSDD recording as AV digits prepares it, before the noise: cropped to 1 s,
-    peak-normalised (:func:`peak_normalise`), zero-padded to 8000 samples.
+def av_wave(file: str, root=None) -> np.ndarray:
+    """One FSDD recording as AV digits prepares it before the noise: cropped to 1 s,
+    divided by its peak (the speaker's loudness, fixed), zero-padded to 8000 samples.
 
     Args:
         file: ``recordings/{digit}_{speaker}_{take}.wav`` (an ``AVDigits.audio_files`` entry).
-        causal: the running peak instead of the utterance's peak.
         root: data root (default: ``$MMBOOK_DATA`` or the user cache).
 
     Returns:
-        ``(wave (8000,) float32, frames)``: ``frames`` is the item's ``length``.
+        the wave, ``(8000,)`` float32; the data set adds the noise to it.
     """
-    a = peak_normalise(read_wav(fetch("fsdd", file, root))[:N_SAMPLES], causal)
+    return _clean(file, root)[0]
+
+
+def _clean(file: str, root) -> tuple[np.ndarray, int]:
+    """``(av_wave(file), number of samples of the recording within the 1 s)``."""
+    a = peak_normalise(read_wav(fetch("fsdd", file, root))[:N_SAMPLES])
     wave = np.zeros(N_SAMPLES, np.float32)
     wave[: len(a)] = a
-    return wave, _frames(len(a), causal)
+    return wave, len(a)
 
 
 def _audio(split: str, root, noise_std: float, rng: np.random.Generator, causal: bool):
@@ -330,8 +339,11 @@ def _audio(split: str, root, noise_std: float, rng: np.random.Generator, causal:
     waves = np.zeros((len(files), N_SAMPLES), np.float32)
     lengths = np.zeros(len(files), np.int64)
     for i, rel in enumerate(files):
-        waves[i], lengths[i] = av_wave(rel, causal, root)
-    waves += noise_std * rng.standard_normal(waves.shape).astype(np.float32)
+        waves[i], samples = _clean(rel, root)
+        lengths[i] = _frames(samples, causal)
+    waves += noise_std * rng.standard_normal(waves.shape).astype(np.float32)  # x
+    if causal:  # the front-end: x divided by its running peak, as a stream can
+        waves = peak_normalise(waves, causal=True)
     labels = np.array([int(f.split("/")[1][0]) for f in files])
     return (spectrogram(torch.from_numpy(waves), causal), torch.from_numpy(lengths), labels,
             files)
@@ -464,9 +476,9 @@ def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
         energy_removed: fraction of MNIST's PCA energy removed from the images.
         noise_std: standard deviation of the white noise added to the peak-normalised
             waveforms.
-        causal: an audio front-end that uses only the past (a running peak, windows
-            that end at the newest sample; see the module). Same images, pairs and noise
-            draws as the offline data set; cached apart.
+        causal: an audio front-end that uses only the past (the signal divided by its
+            running peak, windows that end at the newest sample; see the module). Same
+            images, pairs, signals and noise draws as the offline data set; cached apart.
         root: data root with the raw files (default: ``$MMBOOK_DATA`` or the user cache).
         cache: folder for the built tensors (default: ``$MMBOOK_CACHE`` or the user cache).
         verbose: print the build time.
