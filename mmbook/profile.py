@@ -52,7 +52,13 @@ def _check_model(model) -> nn.Module:
 
 def model_size_bytes(model: nn.Module) -> int:
     """Bytes of the model's ``state_dict`` as ``torch.save`` writes it (parameters, buffers
-    and packed quantised weights included): the size of the file you would ship."""
+    and packed quantised weights included): the size of the file you would ship.
+
+    Examples:
+        >>> big, small = nn.Linear(1000, 256), nn.Linear(1000, 128)
+        >>> (model_size_bytes(big) - model_size_bytes(small)) // 1000  # 4 bytes a weight
+        512
+    """
     import io
 
     _check_model(model)
@@ -181,6 +187,12 @@ def _addmm_flops(args, kwargs, out) -> int:
     return 2 * args[1].shape[0] * args[1].shape[1] * args[2].shape[1]
 
 
+def _int_mm_flops(args, kwargs, out) -> int:
+    """``torch._int_mm``: int8 (M, K) times int8 (K, N) into int32, :math:`2MKN` (torchao's
+    int8 linear layers run their products through it)."""
+    return 2 * args[0].shape[0] * args[0].shape[1] * args[1].shape[1]
+
+
 def _closed_forms() -> dict:
     table = {
         "aten._scaled_dot_product_flash_attention_for_cpu": _sdpa_flops,
@@ -189,6 +201,7 @@ def _closed_forms() -> dict:
         "aten._native_multi_head_attention": _mha_flops,
         "aten._transformer_encoder_layer_fwd": _encoder_layer_flops,
         "aten._addmm_activation": _addmm_flops,
+        "aten._int_mm": _int_mm_flops,
         "aten._sparse_addmm": _sparse_mm_flops,
         "aten.mv": _mv_flops, "aten.addmv": _mv_flops,
         "aten.dot": _dot_flops, "aten.vdot": _dot_flops,
@@ -305,9 +318,11 @@ def count_flops(model: nn.Module, inputs) -> int:
       ``need_weights=False``), ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer``
       in eval mode without gradients (the text encoder of :mod:`mmbook.text`); checked
       against the same layers on torch's unfused path;
-    * dynamically quantised layers (``torch.ao.quantization.quantize_dynamic``): their
-      int8 (or float16) multiply-adds are counted like the float layer's (they are the
-      same operations in another number format), so quantising leaves the count unchanged;
+    * dynamically quantised layers (torchao's ``quantize_`` with int8 dynamic
+      activations, whose products are ``torch._int_mm``, and the older
+      ``torch.ao.quantization.quantize_dynamic``): their int8 (or float16) multiply-adds
+      are counted like the float layer's (they are the same operations in another number
+      format), so quantising leaves the count unchanged;
     * matrix-vector products (``mv``, ``addmv``, ``dot``) and sparse-dense products
       (``torch.sparse.mm`` with a COO matrix: 2 FLOPs per stored entry and output column).
 
@@ -359,6 +374,12 @@ def measure_latency(model: nn.Module, inputs, min_run_time: float = 0.2,
 
     Raises:
         ValueError: a non-positive ``min_run_time``.
+
+    Examples:
+        >>> m = measure_latency(nn.Linear(8, 4), torch.zeros(1, 8), min_run_time=0.01,
+        ...                     num_threads=1)
+        >>> sorted(m), m["num_threads"], m["median_ms"] > 0
+        (['iqr_ms', 'median_ms', 'num_threads', 'runs'], 1, True)
     """
     from torch.utils import benchmark
 
@@ -447,6 +468,11 @@ def profile_model(model: nn.Module, inputs, min_run_time: float = 0.2,
     Returns:
         ``{"params", "size_kB", "MFLOPs", "latency_ms", "latency_iqr_ms", "threads",
         "peak_kB"}`` for one forward pass on ``inputs``.
+
+    Examples:
+        >>> row = profile_model(nn.Linear(3, 2), torch.zeros(4, 3), min_run_time=0.01)
+        >>> row["params"], row["MFLOPs"] * 1e6, row["peak_kB"] * 1e3  # 2*4*3*2 FLOPs
+        (8, 48.0, 32.0)
     """
     was_training = _check_model(model).training
     model.eval()

@@ -12,9 +12,11 @@ import torch
 from mmbook.data import (
     AV_SIZES,
     MFEAT_VIEWS,
+    av_wave,
     load_av_digits,
     load_mfeat,
     mnist_pca,
+    peak_normalise,
     read_mnist,
     read_wav,
     remove_energy,
@@ -141,6 +143,53 @@ def test_spectrogram_matches_torch_stft():
     ref = (ref[:, 0::2] + ref[:, 1::2]) / 2  # (N, 64, T): neighbouring bins averaged
     torch.testing.assert_close(spectrogram(x), torch.log(ref + 1e-3).transpose(1, 2))
     assert spectrogram(x).shape == (3, 41, 64)
+
+
+def test_causal_spectrogram_matches_torch_stft_on_the_left_padded_signal():
+    x = torch.randn(3, 8000, generator=torch.Generator().manual_seed(0))
+    padded = torch.cat([torch.zeros(3, 256), x], 1)  # the silence before the recording
+    ref = torch.stft(padded, 256, hop_length=200, window=torch.hann_window(256), center=False,
+                     return_complex=True).abs()[:, 1:, :]  # (N, 128, T)
+    ref = (ref[:, 0::2] + ref[:, 1::2]) / 2  # (N, 64, T)
+    causal = spectrogram(x, causal=True)
+    torch.testing.assert_close(causal, torch.log(ref + 1e-3).transpose(1, 2))
+    assert causal.shape == (3, 41, 64)
+
+
+def test_causal_features_do_not_change_when_more_samples_arrive():
+    """The causality test: the features of a prefix are the prefix of the features. The
+    offline front-end fails it (the peak and the centred windows read the future)."""
+    g = np.random.default_rng(0)
+    a = (g.standard_normal(8000) * np.linspace(0.05, 1, 8000)).astype(np.float32)  # louder
+    for k in (1000, 4000):
+        np.testing.assert_array_equal(peak_normalise(a[:k], causal=True),
+                                      peak_normalise(a, causal=True)[:k])
+        assert not np.allclose(peak_normalise(a[:k]), peak_normalise(a)[:k])
+        x, frames = torch.from_numpy(a)[None], k // 200  # frames ending by sample k
+        torch.testing.assert_close(spectrogram(x[:, :k], causal=True)[:, :frames + 1],
+                                   spectrogram(x, causal=True)[:, :frames + 1])
+        assert not torch.allclose(spectrogram(x[:, :k])[:, frames], spectrogram(x)[:, frames])
+
+
+def test_causal_av_digits_keep_the_pairs_and_change_only_the_audio(tmp_path, data_root):
+    offline = load_av_digits("test", TINY, seed=0, cache=tmp_path)
+    causal = load_av_digits("test", TINY, seed=0, cache=tmp_path, causal=True)
+    assert causal.causal and not offline.causal
+    assert torch.equal(causal.images, offline.images) and torch.equal(causal.labels,
+                                                                      offline.labels)
+    assert causal.audio_files == offline.audio_files
+    assert causal.audio.shape == offline.audio.shape and not torch.allclose(
+        causal.audio, offline.audio, atol=0.1)
+    # the clean signal before the noise: the speaker's loudness fixed, then silence
+    wave = av_wave(causal.audio_files[0])
+    samples = min(len(read_wav(data_root / "fsdd" / causal.audio_files[0])), 8000)
+    assert wave.shape == (8000,) and np.isclose(np.abs(wave).max(), 1.0, atol=1e-6)
+    assert not wave[samples:].any()
+    for i in range(0, 100, 13):  # one more frame: the windows end 16 ms later
+        samples = min(len(read_wav(data_root / "fsdd" / causal.audio_files[i])), 8000)
+        assert causal.lengths[i] == min((samples + 255) // 200 + 1, 41)
+    assert causal.audio_mean.shape == causal.audio_std.shape == (64,)
+    assert len(list(tmp_path.glob("*_causal_*.pt"))) == 1  # cached apart
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -382,7 +431,8 @@ def test_a_bad_cache_file_is_refused_not_trusted(tmp_path):
         return {"images": torch.zeros(n, 1, 28, 28), "audio": torch.zeros(n, 41, 64),
                 "lengths": torch.ones(n, dtype=torch.int64),
                 "labels": torch.zeros(n, dtype=torch.int64),
-                "image_indices": torch.arange(n), "audio_files": ["a.wav"] * n}
+                "image_indices": torch.arange(n), "audio_files": ["a.wav"] * n,
+                "audio_mean": torch.zeros(64), "audio_std": torch.ones(64)}
 
     path = tmp_path / "cache.pt"
     good = {s: split(n) for s, n in sizes.items()}

@@ -27,9 +27,10 @@ import mmbook
 MISSING = {
     # data loaders and files
     "mmbook.data.av_digits.AVDigits", "mmbook.data.av_digits.load_av_digits",
-    "mmbook.data.av_digits.spectrogram", "mmbook.data.av_digits.read_wav",
+    "mmbook.data.av_digits.read_wav",
     "mmbook.data.av_digits.read_mnist", "mmbook.data.av_digits.mnist_pca",
-    "mmbook.data.av_digits.remove_energy", "mmbook.data.clevr.SortOfCLEVR",
+    "mmbook.data.av_digits.remove_energy", "mmbook.data.av_digits.av_wave",
+    "mmbook.data.clevr.SortOfCLEVR",
     "mmbook.data.clevr.render_scene",
     "mmbook.data.mfeat.load_mfeat",  # reads the real mfeat files: no example without them
     # models being rewritten elsewhere (VQA, captioning, sentiment, GAN, autoencoder fit)
@@ -43,9 +44,6 @@ MISSING = {
     "mmbook.models.vqa.ImageOnlyVQA", "mmbook.models.vqa.ConcatVQA",
     "mmbook.models.vqa.FiLMVQA", "mmbook.models.vqa.CoAttentionVQA",
     "mmbook.models.vqa.RelationNetworkVQA",
-    # training and cost (being rewritten elsewhere)
-    "mmbook.profile.measure_latency", "mmbook.profile.model_size_bytes",
-    "mmbook.profile.profile_model",
 }
 
 _EXAMPLES = re.compile(r"^\s*Examples?:\s*$", re.M)

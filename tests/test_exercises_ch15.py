@@ -51,6 +51,11 @@ def test_streaming_checker():
 
 
 def _kd(s, t, T):
+    return F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1),
+                    reduction="batchmean") * T ** 2
+
+
+def _kd_log_target(s, t, T):
     return F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1), log_target=True,
                     reduction="batchmean") * T ** 2
 
@@ -65,6 +70,30 @@ def test_distillation_checker():
     assert "batchmean" in ch15.check_distillation_loss(
         lambda s, t, T: _kd(s, t, T) * s.shape[0]).message
     assert not ch15.check_distillation_loss(lambda s, t, T: torch.tensor(0.0))
+
+
+def test_distillation_checker_catches_a_masked_teacher_class_and_a_missing_keepdim():
+    """log_target=True is right on ordinary logits and NaN where the teacher masks a class
+    (distillation_loss is finite there); a softmax by hand without keepdim gets a hint,
+    not a RuntimeError."""
+    verdict = ch15.check_distillation_loss(_kd_log_target)
+    assert not verdict and "masks a class" in verdict.message and "F.softmax" in verdict.message
+
+    def by_hand(s, t, T):  # p (log p - log q): 0 * -inf where p = 0
+        p = F.softmax(t / T, 1)
+        return (p * (p.log() - F.log_softmax(s / T, 1))).sum(1).mean() * T ** 2
+
+    assert "0 log 0" in ch15.check_distillation_loss(by_hand).message
+
+    def no_keepdim(s, t, T):
+        p = torch.exp(t / T) / torch.exp(t / T).sum(dim=1)  # (N, C) / (N,)
+        return F.kl_div(F.log_softmax(s / T, 1), p, reduction="batchmean") * T ** 2
+
+    verdict = ch15.check_distillation_loss(no_keepdim)
+    assert not verdict and "keepdim=True" in verdict.message
+    assert "log_target=True" in ch15.check_distillation_loss(
+        lambda s, t, T: F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1),
+                                 reduction="batchmean") * T ** 2).message
 
 
 def test_checkers_name_biases_short_chunk_layer_axis_and_kl_slips():
@@ -83,7 +112,7 @@ def test_checkers_name_biases_short_chunk_layer_axis_and_kl_slips():
     assert "h[-1]" in ch15.check_streaming(
         lambda lstm, x, c: stream(lstm, x, c, keep_layers=True)).message
 
-    def kd(s, t, T, input_log=True, target_log=True, flag=True, reduction="batchmean"):
+    def kd(s, t, T, input_log=True, target_log=False, flag=False, reduction="batchmean"):
         inp = F.log_softmax(s / T, 1) if input_log else F.softmax(s / T, 1)
         tgt = F.log_softmax(t / T, 1) if target_log else F.softmax(t / T, 1)
         return T ** 2 * F.kl_div(inp, tgt, log_target=flag, reduction=reduction)
@@ -94,7 +123,9 @@ def test_checkers_name_biases_short_chunk_layer_axis_and_kl_slips():
     assert "LOG-probabilities" in ch15.check_distillation_loss(
         lambda s, t, T: kd(s, t, T, input_log=False, target_log=False, flag=False)).message
     assert "log_target=True" in ch15.check_distillation_loss(
-        lambda s, t, T: kd(s, t, T, flag=False)).message
+        lambda s, t, T: kd(s, t, T, target_log=True)).message
+    assert "masks a class" in ch15.check_distillation_loss(
+        lambda s, t, T: kd(s, t, T, target_log=True, flag=True)).message
 
 
 def test_lstm_flops_starter_is_pending():

@@ -1,6 +1,7 @@
 """mmbook.profile against the tools it wraps: FlopCounterMode, torch.utils.benchmark."""
 
 import contextlib
+import copy
 import warnings
 
 import pytest
@@ -256,3 +257,27 @@ def test_ops_without_a_formula_are_named_in_a_warning():
         count_flops(bilinear, (torch.randn(2, 3), torch.randn(2, 4)))
     with _no_warning():  # nothing to warn about when everything is counted
         count_flops(nn.Sequential(nn.Linear(3, 4), nn.ReLU()), torch.randn(2, 3))
+
+
+def test_int8_matmul_is_counted_like_the_float_one():
+    """torch._int_mm (torchao's int8 products) was invisible to FlopCounterMode."""
+    a = torch.randint(-128, 128, (17, 32), dtype=torch.int8)
+    b = torch.randint(-128, 128, (32, 24), dtype=torch.int8)
+    int_mm = nn.Module()
+    int_mm.forward = lambda a, b: torch._int_mm(a, b)
+    want = _visible_count(lambda: a.float() @ b.float())
+    with _no_warning():
+        assert count_flops(int_mm, (a, b)) == want == 2 * 17 * 32 * 24
+
+
+def test_torchao_int8_linear_layers_are_counted_like_the_float_ones():
+    ao = pytest.importorskip("torchao.quantization")
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8)).eval(), \
+        torch.randn(5, 32)
+    want = _visible_count(lambda: model(x))
+    quantized = copy.deepcopy(model)
+    ao.quantize_(quantized, ao.Int8DynamicActivationInt8WeightConfig())
+    assert type(quantized[0].weight).__name__ == "Int8Tensor"  # really quantised
+    with _no_warning():
+        assert count_flops(quantized, x) == want == 2 * 5 * (32 * 64 + 64 * 8)

@@ -1,13 +1,15 @@
-"""StreamingEncoder equals the offline encoder; distillation_loss equals F.kl_div's formula."""
+"""StreamingEncoder equals the offline encoder; StreamingSpectrogram equals the offline causal
+spectrogram; distillation_loss equals F.kl_div's formula."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmbook.data import spectrogram
 from mmbook.encoders import AudioEncoder
 from mmbook.losses import distillation_loss
-from mmbook.models import StreamingEncoder
+from mmbook.models import StreamingEncoder, StreamingSpectrogram
 
 
 @pytest.mark.parametrize("cell,num_layers", [("lstm", 1), ("lstm", 2), ("gru", 1)])
@@ -130,3 +132,66 @@ def test_distillation_loss_does_not_train_the_teacher_and_checks_arguments():
         distillation_loss(s, t, alpha=1.5)
     with pytest.raises(ValueError, match="teacher_logits"):
         distillation_loss(s, torch.randn(4, 2))
+
+
+@pytest.mark.parametrize("chunk", [1, 57, 199, 200, 333, 8000])
+def test_streamed_frames_equal_the_offline_causal_spectrogram(chunk):
+    g = torch.Generator().manual_seed(0)
+    wave, mean, std = torch.randn(2, 8000, generator=g), torch.randn(64), torch.rand(64) + 0.5
+    front = StreamingSpectrogram(mean, std, running_peak=False)
+    frames = [front(wave[:, i:i + chunk]) for i in range(0, 8000, chunk)]
+    assert all(f.shape[0] == 2 and f.shape[2] == 64 for f in frames)
+    want = (spectrogram(wave, causal=True) - mean) / std  # (2, 41, 64)
+    torch.testing.assert_close(torch.cat(frames, 1), want, rtol=1e-5, atol=1e-5)
+    # the offline, centred spectrogram is another thing: frames read 16 ms ahead
+    assert not torch.allclose(torch.cat(frames, 1), (spectrogram(wave) - mean) / std, atol=0.1)
+
+
+@pytest.mark.parametrize("chunk", [1, 200, 333])
+def test_running_peak_streams_like_the_offline_causal_normaliser(chunk):
+    from mmbook.data import peak_normalise
+
+    g = torch.Generator().manual_seed(1)
+    wave = torch.randn(2, 8000, generator=g) * torch.linspace(0.001, 1, 8000)  # louder
+    front = StreamingSpectrogram()
+    frames = torch.cat([front(wave[:, i:i + chunk]) for i in range(0, 8000, chunk)], 1)
+    normalised = torch.from_numpy(peak_normalise(wave.numpy(), causal=True))
+    torch.testing.assert_close(frames, spectrogram(normalised, causal=True), rtol=1e-5,
+                               atol=1e-5)
+    assert not torch.allclose(frames, spectrogram(wave, causal=True), atol=0.1)
+
+
+def test_streamed_front_end_and_encoder_equal_the_offline_encoding():
+    """Samples -> causal frames -> LSTM state, as they arrive: the state after the last
+    valid frame is the offline encoding of the causal features with their length."""
+    from mmbook.data import peak_normalise
+
+    torch.manual_seed(0)
+    enc = AudioEncoder(64, 8).eval()
+    wave, length = torch.randn(1, 8000), 23  # a recording filling 23 frames
+    features = spectrogram(torch.from_numpy(peak_normalise(wave.numpy(), causal=True)),
+                           causal=True)
+    offline = enc(features, torch.tensor([length]))
+    front, stream = StreamingSpectrogram(), StreamingEncoder(enc)
+    with torch.no_grad():
+        for start in range(0, 8000, 200):  # one 25 ms hop at a time
+            frames = front(wave[:, start:start + 200])[:, :max(0, length - stream.frames_seen)]
+            if frames.shape[1]:
+                z = stream(frames)
+    assert stream.frames_seen == length
+    torch.testing.assert_close(z, offline, rtol=1e-5, atol=1e-5)
+
+
+def test_streaming_spectrogram_resets_and_names_bad_input():
+    front = StreamingSpectrogram()
+    assert front(torch.zeros(3, 0)).shape == (3, 1, 64)  # frame 0: the silence before
+    assert front(torch.zeros(3, 199)).shape == (3, 0, 64)  # no hop completed yet
+    assert front(torch.zeros(3, 1)).shape == (3, 1, 64)
+    with pytest.raises(ValueError, match="batch size 1 but the stream holds 3"):
+        front(torch.zeros(1, 200))
+    front.reset()
+    assert front(torch.zeros(1, 200)).shape == (1, 2, 64)
+    with pytest.raises(ValueError, match="samples"):
+        front(torch.zeros(1, 2, 200))
+    with pytest.raises(ValueError, match=r"mean must have shape \(64,\)"):
+        StreamingSpectrogram(torch.zeros(32))

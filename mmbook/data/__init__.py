@@ -8,8 +8,10 @@ from .av_digits import (
     AV_MAX_SIZES,
     AV_SIZES,
     AVDigits,
+    av_wave,
     load_av_digits,
     mnist_pca,
+    peak_normalise,
     read_mnist,
     read_wav,
     remove_energy,
@@ -35,8 +37,8 @@ from .synthetic import INTERACTION_KINDS, make_interactions
 
 __all__ = [
     "ModalityDataset",
-    "AVDigits", "load_av_digits", "spectrogram", "read_wav", "read_mnist", "mnist_pca",
-    "remove_energy", "AV_SIZES", "AV_MAX_SIZES",
+    "AVDigits", "load_av_digits", "spectrogram", "peak_normalise", "av_wave", "read_wav",
+    "read_mnist", "mnist_pca", "remove_energy", "AV_SIZES", "AV_MAX_SIZES",
     "load_mfeat", "MFEAT_VIEWS",
     "make_interactions", "INTERACTION_KINDS",
     "make_sort_of_clevr", "SortOfCLEVR", "caption_facts", "CLEVR_COLORS", "CLEVR_SHAPES",

@@ -8,6 +8,18 @@ describe AV-MNIST, so that neither modality alone is near-perfect:
 * **audio**: a log-magnitude spectrogram (``torch.stft``) of an FSDD recording with
   white noise added to the waveform.
 
+Each clean recording is divided by its peak before the noise is added: that sets every
+speaker to the same loudness and the noise to a fixed signal-to-noise ratio, so it is
+part of how the data set simulates a noisy microphone signal x (:func:`av_wave`, then
+the noise). The audio features of x are **offline** by default:
+``torch.stft(center=True)`` centres frame t on sample 200t, so it reads 128 samples
+(16 ms) ahead, and its first frame mirrors samples from the future. ``causal=True``
+builds the same data set (same images, pairs, signals x and noise draws) with a
+front-end that uses only the past: x divided by its running peak
+(:func:`peak_normalise`, which removes loudness as a live stream must) and windows that
+end at the newest sample (:func:`spectrogram`); a stream computes it as the samples
+arrive (:class:`mmbook.models.StreamingSpectrogram`).
+
 Each source keeps its own split, so no test item reaches training: MNIST train images
 feed ``train``/``val`` (last 5000 of the 60000 are validation, as in MultiBench) and
 t10k feeds ``test``; FSDD takes 10-49 feed ``train``, takes 5-9 ``val``, takes 0-4
@@ -38,13 +50,15 @@ from .base import ModalityDataset
 from .download import ensure, fetch
 from .paths import cache_dir
 
-__all__ = ["AVDigits", "load_av_digits", "AV_SIZES", "AV_MAX_SIZES", "SAMPLE_RATE", "spectrogram",
-           "read_wav", "read_mnist", "mnist_pca", "remove_energy"]
+__all__ = ["AVDigits", "load_av_digits", "AV_SIZES", "AV_MAX_SIZES", "SAMPLE_RATE", "HOP",
+           "N_FFT", "spectrogram", "peak_normalise", "av_wave", "read_wav", "read_mnist",
+           "mnist_pca", "remove_energy"]
 
 SAMPLE_RATE = 8000
 N_SAMPLES = 8000  # recordings are cropped or zero-padded to 1 s
 N_FFT = 256  # 32 ms Hann windows every 25 ms: every sample is seen
 HOP = 200  # 25 ms -> 41 frames per second
+PEAK_FLOOR = 0.01  # -40 dB of full scale: below the peak of every FSDD recording
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 AV_SIZES = {
     "small": {"train": 3000, "val": 500, "test": 1000},
@@ -56,7 +70,7 @@ _MNIST_OFFSET = {"train": 0, "val": 55000, "test": 0}  # first row of each split
 _FSDD_TAKES = {"train": range(10, 50), "val": range(5, 10), "test": range(0, 5)}
 _MNIST_FILES = tuple(f"{p}-{k}-idx{d}-ubyte.gz" for p in ("train", "t10k")
                      for k, d in (("images", 3), ("labels", 1)))
-_VERSION = 3
+_VERSION = 5  # 5: audio standardisation statistics stored; causal builds (running peak of x)
 
 
 @dataclass
@@ -75,6 +89,9 @@ class AVDigits(ModalityDataset):
         split: ``"train"``, ``"val"`` or ``"test"``.
         image_indices: int64 ``(N,)``: the row of the MNIST file each image comes from
             (``train-images`` for train and val, ``t10k-images`` for test).
+        audio_mean, audio_std: float32 ``(F,)``: the per-band statistics of the training
+            split that standardised ``audio`` (what a streaming front-end applies).
+        causal: whether the audio front-end uses only the past (see the module).
 
     Shape:
         ``ds[i]`` is ``(image (1, 28, 28), audio (T, F), length (), label ())``.
@@ -96,6 +113,9 @@ class AVDigits(ModalityDataset):
     audio_files: list
     split: str
     image_indices: torch.Tensor | None = None
+    audio_mean: torch.Tensor | None = None
+    audio_std: torch.Tensor | None = None
+    causal: bool = False
 
     @property
     def tensors(self) -> tuple:
@@ -108,9 +128,13 @@ class AVDigits(ModalityDataset):
 
     def to(self, device) -> AVDigits:
         """A copy whose tensors live on ``device`` (the file names are shared)."""
-        idx = None if self.image_indices is None else self.image_indices.to(device)
+        def move(t):
+            return None if t is None else t.to(device)
+
         return AVDigits(self.images.to(device), self.audio.to(device), self.lengths.to(device),
-                        self.labels.to(device), self.audio_files, self.split, idx)
+                        self.labels.to(device), self.audio_files, self.split,
+                        move(self.image_indices), move(self.audio_mean), move(self.audio_std),
+                        self.causal)
 
 
 # ----------------------------------------------------------------------------- MNIST
@@ -202,7 +226,7 @@ def _fsdd_files(split: str):
             for t in _FSDD_TAKES[split]]
 
 
-def spectrogram(wave_batch: torch.Tensor) -> torch.Tensor:
+def spectrogram(wave_batch: torch.Tensor, causal: bool = False) -> torch.Tensor:
     """Log-magnitude spectrogram, batch first and time second.
 
     .. math::
@@ -214,29 +238,109 @@ def spectrogram(wave_batch: torch.Tensor) -> torch.Tensor:
     neighbouring pairs (bins are 8000/256 = 31.25 Hz apart) into F = 64 bands of
     62.5 Hz.
 
+    The padded signal :math:`\\bar x` decides what frame t reads. Offline (``causal=False``,
+    ``torch.stft(center=True)``): :math:`\\bar x[n] = x[n - 128]`, reflected at both ends,
+    so frame t is centred on sample 200t and reads samples 200t - 128 .. 200t + 127: 16 ms
+    of the future, and frame 0 mirrors samples 1..128. Causal (``causal=True``,
+    ``center=False`` after 256 zeros on the left): :math:`\\bar x[n] = x[n - 256]`, so
+    frame t reads samples 200t - 256 .. 200t - 1, the 32 ms that end where hop t ends;
+    frame 0 is silence. Both give T = 1 + samples // 200 frames.
+
+    Args:
+        wave_batch: the waveforms.
+        causal: windows that end at the newest sample (see above).
+
     Shape:
         - wave_batch: :math:`(N, \\text{samples})`
         - output: :math:`(N, T, F)` with T = 1 + samples // 200 and F = 64
+
+    Examples:
+        >>> x = torch.randn(1, 8000)
+        >>> tuple(spectrogram(x).shape), tuple(spectrogram(x, causal=True).shape)
+        ((1, 41, 64), (1, 41, 64))
+        >>> # causal: the first 20 frames of 4000 samples are those of the whole second
+        >>> torch.equal(spectrogram(x[:, :4000], causal=True)[:, :20],
+        ...             spectrogram(x, causal=True)[:, :20])
+        True
     """
-    window = torch.hann_window(N_FFT, device=wave_batch.device)
-    spec = torch.stft(wave_batch, N_FFT, hop_length=HOP, window=window, return_complex=True)
+    if causal:  # 256 zeros before the signal, windows that end at the newest sample
+        return _log_bands(torch.nn.functional.pad(wave_batch, (N_FFT, 0)), center=False)
+    return _log_bands(wave_batch, center=True)
+
+
+def _log_bands(wave_batch: torch.Tensor, center: bool) -> torch.Tensor:
+    """The arithmetic of :func:`spectrogram` on windows every 200 samples: ``(N, T, F)``."""
+    window = torch.hann_window(N_FFT, device=wave_batch.device, dtype=wave_batch.dtype)
+    spec = torch.stft(wave_batch, N_FFT, hop_length=HOP, window=window, center=center,
+                      return_complex=True)
     mag = spec.abs()[:, 1:, :]  # (N, 128, T), constant bin dropped
     mag = mag.unflatten(1, (mag.shape[1] // 2, 2)).mean(2)  # (N, 64, T), pairs of bins averaged
     return torch.log(mag + 1e-3).transpose(1, 2).contiguous()  # (N, T, F)
 
 
-def _audio(split: str, root, noise_std: float, rng: np.random.Generator):
+def peak_normalise(a: np.ndarray, causal: bool = False) -> np.ndarray:
+    r"""Divide a recording (or each row of a batch, along the last axis) by its peak, so
+    that loudness is not the label.
+
+    Offline: :math:`y_t = a_t / \max_s |a_s|`, the peak of the whole utterance (known only
+    at its end). Causal: :math:`y_t = a_t / \max(\max_{s \le t} |a_s|, p_0)`, the running
+    peak so far with a floor :math:`p_0 = 0.01` (so that the first, near-silent samples
+    are not blown up); equal to the offline one from the loudest sample on.
+
+    Examples:
+        >>> a = np.array([0.1, -0.2, 0.5, 0.25], dtype=np.float32)
+        >>> print(peak_normalise(a), peak_normalise(a, causal=True))
+        [ 0.2 -0.4  1.   0.5] [ 1.  -1.   1.   0.5]
+    """
+    a = np.asarray(a, dtype=np.float32)
+    if causal:
+        return a / np.maximum(np.maximum.accumulate(np.abs(a), axis=-1), np.float32(PEAK_FLOOR))
+    return a / (np.abs(a).max(axis=-1, keepdims=True) + np.float32(1e-8))
+
+
+def _frames(samples: int, causal: bool) -> int:
+    """Frames that hold some of a recording of ``samples`` samples: offline, the frames
+    centred on it; causal, those whose window overlaps it (one more: windows end later)."""
+    if causal:
+        return min((samples + N_FFT - 1) // HOP + 1, 1 + N_SAMPLES // HOP)
+    return samples // HOP + 1
+
+
+def av_wave(file: str, root=None) -> np.ndarray:
+    """One FSDD recording as AV digits prepares it before the noise: cropped to 1 s,
+    divided by its peak (the speaker's loudness, fixed), zero-padded to 8000 samples.
+
+    Args:
+        file: ``recordings/{digit}_{speaker}_{take}.wav`` (an ``AVDigits.audio_files`` entry).
+        root: data root (default: ``$MMBOOK_DATA`` or the user cache).
+
+    Returns:
+        the wave, ``(8000,)`` float32; the data set adds the noise to it.
+    """
+    return _clean(file, root)[0]
+
+
+def _clean(file: str, root) -> tuple[np.ndarray, int]:
+    """``(av_wave(file), number of samples of the recording within the 1 s)``."""
+    a = peak_normalise(read_wav(fetch("fsdd", file, root))[:N_SAMPLES])
+    wave = np.zeros(N_SAMPLES, np.float32)
+    wave[: len(a)] = a
+    return wave, len(a)
+
+
+def _audio(split: str, root, noise_std: float, rng: np.random.Generator, causal: bool):
     files = _fsdd_files(split)
     waves = np.zeros((len(files), N_SAMPLES), np.float32)
     lengths = np.zeros(len(files), np.int64)
     for i, rel in enumerate(files):
-        a = read_wav(fetch("fsdd", rel, root))[:N_SAMPLES]
-        a = a / (np.abs(a).max() + 1e-8)  # peak-normalise: loudness is not the label
-        waves[i, : len(a)] = a
-        lengths[i] = len(a) // HOP + 1
-    waves += noise_std * rng.standard_normal(waves.shape).astype(np.float32)
+        waves[i], samples = _clean(rel, root)
+        lengths[i] = _frames(samples, causal)
+    waves += noise_std * rng.standard_normal(waves.shape).astype(np.float32)  # x
+    if causal:  # the front-end: x divided by its running peak, as a stream can
+        waves = peak_normalise(waves, causal=True)
     labels = np.array([int(f.split("/")[1][0]) for f in files])
-    return spectrogram(torch.from_numpy(waves)), torch.from_numpy(lengths), labels, files
+    return (spectrogram(torch.from_numpy(waves), causal), torch.from_numpy(lengths), labels,
+            files)
 
 
 # ----------------------------------------------------------------------------- build
@@ -244,7 +348,8 @@ def _standardise(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - mean) / std
 
 
-def _build(sizes: dict, seed: int, root, energy_removed: float, noise_std: float):
+def _build(sizes: dict, seed: int, root, energy_removed: float, noise_std: float,
+           causal: bool = False):
     ensure("mnist", root, paths=_MNIST_FILES)
     ensure("fsdd", root, paths=[f for split in SPLITS for f in _fsdd_files(split)])
     rng = np.random.default_rng(seed)
@@ -255,7 +360,7 @@ def _build(sizes: dict, seed: int, root, energy_removed: float, noise_std: float
         x, y = read_mnist(split, root)
         idx = np.sort(rng.choice(len(y), size=n, replace=False))
         x, y = remove_energy(x[idx], mean, basis), y[idx]
-        spec, lengths, alabels, files = _audio(split, root, noise_std, rng)
+        spec, lengths, alabels, files = _audio(split, root, noise_std, rng, causal)
         pick = np.empty(n, np.int64)
         for d in range(10):  # pair each image with a recording of the same digit
             rows, pool = np.flatnonzero(y == d), np.flatnonzero(alabels == d)
@@ -271,6 +376,7 @@ def _build(sizes: dict, seed: int, root, energy_removed: float, noise_std: float
     for d in out.values():
         d["images"] = _standardise(d["images"], im_m, im_s)
         d["audio"] = _standardise(d["audio"], au_m, au_s)
+        d["audio_mean"], d["audio_std"] = au_m.clone(), au_s.clone()
     return out
 
 
@@ -293,11 +399,12 @@ def _sizes(size) -> dict:
     return {split: int(size[split]) for split in SPLITS}
 
 
-def _cache_file(sizes, seed, energy_removed, noise_std, cache):
-    key = json.dumps([_VERSION, [sizes[s] for s in SPLITS], seed, energy_removed, noise_std])
+def _cache_file(sizes, seed, energy_removed, noise_std, cache, causal=False):
+    key = json.dumps([_VERSION, [sizes[s] for s in SPLITS], seed, energy_removed, noise_std,
+                      causal])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     name = next((k for k, v in AV_SIZES.items() if v == sizes), "custom")
-    return cache_dir(cache) / f"av_digits_{name}_{digest}.pt"
+    return cache_dir(cache) / f"av_digits_{name}{'_causal' * causal}_{digest}.pt"
 
 
 def _atomic_save(obj, path) -> None:
@@ -327,6 +434,9 @@ def _read_cache(path, sizes: dict):
                     raise ValueError(f"{split}.{field} holds NaN or inf")
             if len(d["audio_files"]) != n:
                 raise ValueError(f"{split}.audio_files has {len(d['audio_files'])} entries")
+            for field in ("audio_mean", "audio_std"):
+                if tuple(d[field].shape) != (_FIELDS["audio"][1],):
+                    raise ValueError(f"{split}.{field} has shape {tuple(d[field].shape)}")
     except Exception as err:  # noqa: BLE001 (any failure means: rebuild)
         warnings.warn(f"{path} is not a valid AV digits cache ({type(err).__name__}: {err}); "
                       f"rebuilding it", stacklevel=3)
@@ -336,7 +446,8 @@ def _read_cache(path, sizes: dict):
 
 def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
                    energy_removed: float = 0.75, noise_std: float = 0.3,
-                   root=None, cache=None, verbose: bool = False) -> AVDigits:
+                   causal: bool = False, root=None, cache=None,
+                   verbose: bool = False) -> AVDigits:
     """Load (building and caching on first use) one split of AV digits.
 
     The first call builds all three splits from the raw files (downloading and verifying
@@ -352,6 +463,9 @@ def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
         energy_removed: fraction of MNIST's PCA energy removed from the images.
         noise_std: standard deviation of the white noise added to the peak-normalised
             waveforms.
+        causal: an audio front-end that uses only the past (the signal divided by its
+            running peak, windows that end at the newest sample; see the module). Same
+            images, pairs, signals and noise draws as the offline data set; cached apart.
         root: data root with the raw files (default: ``$MMBOOK_DATA`` or the user cache).
         cache: folder for the built tensors (default: ``$MMBOOK_CACHE`` or the user cache).
         verbose: print the build time.
@@ -367,12 +481,12 @@ def load_av_digits(split: str = "train", size="small", seed: int = 0, *,
     sizes = _sizes(size)
     check_probability(energy_removed, "energy_removed", allow_one=False)
     check_positive(noise_std, "noise_std", allow_zero=True)
-    path = _cache_file(sizes, seed, energy_removed, noise_std, cache)
+    path = _cache_file(sizes, seed, energy_removed, noise_std, cache, bool(causal))
     data = _read_cache(path, sizes) if path.exists() else None
     if data is None:
         start = time.perf_counter()
-        data = _build(sizes, seed, root, energy_removed, noise_std)
+        data = _build(sizes, seed, root, energy_removed, noise_std, bool(causal))
         _atomic_save(data, path)
         if verbose:
             print(f"built AV digits ({size}) in {time.perf_counter() - start:.1f} s -> {path}")
-    return AVDigits(split=split, **data[split])
+    return AVDigits(split=split, causal=bool(causal), **data[split])

@@ -61,18 +61,33 @@ def pending(what: str = "your answer") -> Feedback:
                            "again.", pending=True)
 
 
+_BROADCAST = ("must match the size of tensor", "size mismatch", "shape mismatch",
+              "cannot be broadcast", "operands could not be broadcast")
+
+
+def _shape_hint(err: Exception) -> str:
+    """A hint for the usual cause of a broadcasting error in a reader's code."""
+    if not any(words in str(err) for words in _BROADCAST):
+        return ""
+    return (". A reduction over one axis (sum, mean, max, logsumexp) without "
+            "keepdim=True drops that axis: (N, C).sum(dim=1) has shape (N,), which does "
+            "not broadcast against (N, C); keepdim=True keeps it as (N, 1)")
+
+
 def call_student(fn, *args, name: str = "your function"):
     """Call the reader's function on ``args``.
 
     Returns:
         ``(result, None)``, or ``(None, Feedback)`` saying what it raised (a checker
-        reports the reader's exception instead of crashing the notebook), or a pending
+        reports the reader's exception instead of crashing the notebook; a broadcasting
+        error gets the usual cause, a reduction without ``keepdim``), or a pending
         Feedback when it returned ``None`` (the starter as given).
     """
     try:
         out = fn(*args)
     except Exception as err:  # the reader's code raised: say what
-        return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}", error=err)
+        return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}"
+                                     f"{_shape_hint(err)}", error=err)
     if out is None:  # the starter as given (or a forgotten return): not a wrong answer yet
         return None, Feedback(False, f"{name} returned None: write its body (and return "
                                      "the result), then run the cell again.", pending=True)

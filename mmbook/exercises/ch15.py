@@ -81,9 +81,14 @@ def check_streaming(fn) -> Feedback:
                             "and keeping the returned state")
 
 
+_KD_HINT = ("T**2 * F.kl_div(F.log_softmax(s / T, dim=1), F.softmax(t / T, dim=1), "
+            "reduction='batchmean')")
+
+
 def check_distillation_loss(fn) -> Feedback:
     """Check ``fn(student_logits, teacher_logits, temperature)`` returning the soft term
-    :math:`T^2\\,\\mathrm{KL}(p_t^T \\| p_s^T)` averaged over the batch."""
+    :math:`T^2\\,\\mathrm{KL}(p_t^T \\| p_s^T)` averaged over the batch: on random logits,
+    then with a class the teacher masks (a logit of -inf, probability 0)."""
     g = torch.Generator().manual_seed(1)
     s, t, T = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g) * 2, 3.0
     got, fail = call_student(fn, s, t, T, name="your loss")
@@ -91,31 +96,63 @@ def check_distillation_loss(fn) -> Feedback:
         return fail
     want = distillation_loss(s, t, temperature=T)
     if got is not None and torch.is_tensor(got) and got.numel() == 1:
-        got_f = got.detach().reshape(())
+        got_f = got.detach().reshape(()).to(want.dtype)
         if torch.isnan(got_f):
-            return Feedback(False, "the loss is NaN: if the teacher's target is given as "
-                                   "log-probabilities, pass log_target=True to F.kl_div")
-        kl = want / T ** 2
-        reverse = F.kl_div(F.log_softmax(t / T, 1), F.log_softmax(s / T, 1), log_target=True,
-                           reduction="batchmean") * T ** 2
-        no_t_teacher = F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t, 1), log_target=True,
-                                reduction="batchmean") * T ** 2
-        for wrong, message in (
-                (kl, "multiply by T^2: without it the soft gradients shrink as 1/T^2"),
-                (reverse, "the KL is reversed: the teacher's distribution comes first, "
-                          "KL(p_teacher || p_student)"),
-                (no_t_teacher, "divide the teacher's logits by T too: both distributions "
-                               "are softened"),
-                (want * s.shape[0], "average over the batch (reduction='batchmean'), "
-                                    "not the sum"),
-                (want / s.shape[1], "reduction='mean' divides by every element (N times the "
-                                    "classes): use reduction='batchmean', the mean over samples"),
-                (T ** 2 * F.kl_div(F.softmax(s / T, 1), F.softmax(t / T, 1),
-                                   reduction="batchmean"),
-                 "F.kl_div's input must be the student's LOG-probabilities (log_softmax), "
-                 "not probabilities")):
+            return Feedback(False, "the loss is NaN: F.kl_div's target is the teacher's "
+                                   "probabilities, F.softmax(t / T, dim=1), unless you pass "
+                                   "log_target=True")
+        for wrong, message in _kd_slips(s, t, T, want):
             if torch.allclose(got_f, wrong, rtol=1e-4) and not torch.allclose(wrong, want):
                 return Feedback(False, message)
-    return check_close("the distillation loss", got, want,
-                       hint="T**2 * F.kl_div(log_softmax(s / T), log_softmax(t / T), "
-                            "log_target=True, reduction='batchmean')")
+    verdict = check_close("the distillation loss", got, want, hint=_KD_HINT)
+    if not verdict:
+        return verdict
+    return _check_masked_teacher(fn, s, t, T)
+
+
+def _kd_slips(s, t, T, want):
+    """(the value a typical slip gives, what to say about it)."""
+    kl = want / T ** 2
+    reverse = F.kl_div(F.log_softmax(t / T, 1), F.softmax(s / T, 1),
+                       reduction="batchmean") * T ** 2
+    no_t_teacher = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t, 1),
+                            reduction="batchmean") * T ** 2
+    return (
+        (kl, "multiply by T^2: without it the soft gradients shrink as 1/T^2"),
+        (reverse, "the KL is reversed: the teacher's distribution comes first, "
+                  "KL(p_teacher || p_student)"),
+        (no_t_teacher, "divide the teacher's logits by T too: both distributions are "
+                       "softened"),
+        (want * s.shape[0], "average over the batch (reduction='batchmean'), not the sum"),
+        (want / s.shape[1], "reduction='mean' divides by every element (N times the "
+                            "classes): use reduction='batchmean', the mean over samples"),
+        (T ** 2 * F.kl_div(F.softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean"),
+         "F.kl_div's input must be the student's LOG-probabilities (log_softmax), not "
+         "probabilities"),
+        (T ** 2 * F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1),
+                           reduction="batchmean"),
+         "F.kl_div's target is the teacher's probabilities (F.softmax): given "
+         "log-probabilities, it needs log_target=True"),
+    )
+
+
+def _check_masked_teacher(fn, s, t, T) -> Feedback:
+    """A class the teacher rules out (logit -inf) adds 0 log 0 = 0 to the KL divergence."""
+    masked = t.clone()
+    masked[:, 0] = -float("inf")
+    got, fail = call_student(fn, s, masked, T, name="your loss (a teacher masking class 0)")
+    if fail is not None:
+        return fail
+    want = distillation_loss(s, masked, temperature=T)
+    if torch.is_tensor(got) and got.numel() == 1 and not torch.isfinite(got).all():
+        return Feedback(False, "right on ordinary logits, but NaN or inf when the teacher "
+                               "masks a class (logit -inf, probability 0), where 0 log 0 must "
+                               "count as 0. F.kl_div with the probabilities F.softmax(t / T, "
+                               "dim=1) as target does that; log_target=True, or "
+                               "p * (log p - log q) by hand, gives 0 * (-inf) = NaN")
+    verdict = check_close("the distillation loss with a masked teacher class", got, want,
+                          hint=_KD_HINT)
+    if verdict:
+        return Feedback(True, "the distillation loss matches the reference, also when the "
+                              "teacher masks a class.")
+    return verdict

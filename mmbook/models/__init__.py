@@ -10,7 +10,8 @@
   attending to the other's, with a classification head.
 * :mod:`mmbook.models.gan` (chapter 14): a conditional GAN that imputes a modality,
   imputers and their comparison, a modality-invariant encoder with gradient reversal.
-* :class:`StreamingEncoder` (chapter 15): a recurrent encoder fed chunk by chunk.
+* :class:`StreamingEncoder` (chapter 15): a recurrent encoder fed chunk by chunk;
+  :class:`StreamingSpectrogram`, the causal audio front-end fed samples as they arrive.
 * :class:`DualEncoder` (chapter 11): a CLIP-style dual encoder for cross-modal retrieval.
 * chapter 12: visual question answering (:mod:`.vqa`: question-only and image-only
   baselines, CNN + LSTM, FiLM, co-attention, Relation Network) and captioning
@@ -27,7 +28,7 @@ _LAZY.update({"CrossModalAutoencoder": "autoencoder",
 _LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
               "GeneratorImputer": "gan", "ModalityInvariantEncoder": "gan",
               "GradientReversal": "gan"})
-_LAZY.update({"StreamingEncoder": "streaming"})  # chapter 15
+_LAZY.update({"StreamingEncoder": "streaming", "StreamingSpectrogram": "streaming"})  # ch. 15
 _LAZY.update({"DualEncoder": "dual_encoder"})  # chapter 11
 _LAZY.update({name: "vqa" for name in ("QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA", "FiLMVQA",
                                        "CoAttentionVQA", "RelationNetworkVQA")})
