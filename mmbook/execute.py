@@ -12,8 +12,16 @@
   ipykernel 7 kernel and its nbclient client both sit idle, each waiting for the other;
   nbclient's cell timeout does not fire then);
 * ``env`` adds environment variables for the kernel (``MMBOOK_SEED`` for the seed runs,
-  ``MMBOOK_DEVICE`` for the GPU check); ``command_prefix`` wraps the child (the grader's
-  sandbox).
+  ``MMBOOK_DEVICE`` for the GPU check); ``command_prefix`` wraps the child.
+
+The grader (:mod:`mmbook.grade`) runs the same child, :func:`execute_in_process`, inside its
+sandbox (:mod:`mmbook.sandbox`, built with :func:`runner_command`), in the *cell by cell*
+mode that ``after_cells`` or ``output_limit`` turns on: each cell runs on its own (a cell past
+``cell_timeout`` is interrupted, and a kernel that ignores the interrupt or dies is
+restarted, with an event saying so, so the cells after it still run), the code given for
+a cell in ``after_cells`` runs in the kernel right after that cell (the grader dumps each
+exercise's answers there, as the student's namespace stands at that cell), each cell keeps
+at most ``output_limit`` bytes of output, and execution stops after ``stop_after``.
 
 :func:`store_in_cache` stores executed notebooks where Jupyter Book's
 ``execute_notebooks: cache`` finds them, keyed as Jupyter Book keys them, so that the book
@@ -39,8 +47,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NotebookRun", "execute_in_process", "run_notebook", "run_notebooks",
-           "store_in_cache", "main"]
+__all__ = ["NotebookRun", "execute_in_process", "runner_command", "run_notebook",
+           "run_notebooks", "store_in_cache", "main"]
 
 STALL = "the notebook ran over"
 
@@ -71,7 +79,9 @@ class NotebookRun:
 
 
 def execute_in_process(path: str, out: str, cell_timeout: int = 600,
-                       allow_errors: bool = False, cwd: str | None = None) -> dict:
+                       allow_errors: bool = False, cwd: str | None = None,
+                       after_cells: dict | None = None, output_limit: int | None = None,
+                       stop_after: int | None = None) -> dict:
     """Execute ``path`` with nbclient in this process; write the executed notebook to ``out``.
 
     Args:
@@ -81,29 +91,174 @@ def execute_in_process(path: str, out: str, cell_timeout: int = 600,
         allow_errors: go on after a failing cell (its error is in the outputs; a cell past
             its time is interrupted) instead of stopping at the first.
         cwd: the kernel's working directory; default the notebook's folder.
+        after_cells: ``{cell index: code}``: code run in the kernel right after that cell
+            (not stored in the notebook). Turns on the cell by cell mode (module docstring),
+            which implies ``allow_errors``.
+        output_limit: bytes of output kept per cell (the rest is dropped, with a note);
+            also turns on the cell by cell mode.
+        stop_after: in the cell by cell mode, the last cell index to run.
 
     Returns:
-        ``{"seconds": float, "error": str | None}``.
+        ``{"seconds": float, "error": str | None}``, and in the cell by cell mode
+        ``"events"``: ``[{"cell": i, "event": "error" | "timeout" | "restarted" |
+        "after-cell timeout", "text": str}]``.
     """
     import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    if after_cells is None and output_limit is None:
+        error = _execute_whole(nb, path, cell_timeout, allow_errors, cwd)
+        result = {"error": error}
+    else:
+        events = _execute_cells(nb, path, cell_timeout, cwd, after_cells or {}, output_limit,
+                                stop_after)
+        result = {"error": None, "events": events}
+    result["seconds"] = time.perf_counter() - start
+    nbformat.write(nb, out)
+    return result
+
+
+def _execute_whole(nb, path, cell_timeout, allow_errors, cwd) -> str | None:
+    """nbclient's own loop over the cells (``make notebooks``, ``make seeds``)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                             allow_errors=allow_errors, interrupt_on_timeout=allow_errors,
                             resources={"metadata": {"path": cwd or str(Path(path).parent)}})
-    start = time.perf_counter()
-    error = None
     try:
         client.execute()
     except CellExecutionError as err:
-        error = str(err)[-3000:]
+        return str(err)[-3000:]
     except Exception as err:  # a dead kernel, a cell timeout
-        error = f"{type(err).__name__}: {err}"[-3000:]
-    seconds = time.perf_counter() - start
-    nbformat.write(nb, out)
-    return {"seconds": seconds, "error": error}
+        return f"{type(err).__name__}: {err}"[-3000:]
+    return None
+
+
+GRACE = 10  # seconds an interrupted cell has to stop before its kernel is restarted
+
+
+def _capped_client(nb, output_limit: int | None, **kwargs):
+    """A NotebookClient that keeps at most ``output_limit`` bytes of output per cell."""
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            if output_limit is None:
+                return super().output(outs, msg, display_id, cell_index)
+            # bytes used so far by this output list (kept alive, so that its id is unique)
+            _, used = self._mmbook_used.get(id(outs), (outs, 0))
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            self._mmbook_used[id(outs)] = (outs, used + size)
+            if used + size <= output_limit:
+                return super().output(outs, msg, display_id, cell_index)
+            if used <= output_limit:  # the first output past the cap: say so, once
+                outs.append(nbformat_output(f"[output past {output_limit} bytes dropped]\n"))
+            return None
+
+    client = CappedClient(nb, **kwargs)
+    client._mmbook_used = {}
+    return client
+
+
+def nbformat_output(text: str):
+    """A stderr stream output holding ``text``."""
+    import nbformat
+
+    return nbformat.v4.new_output("stream", name="stderr", text=text)
+
+
+def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_after) -> list:
+    """The cell by cell mode (module docstring); returns the events."""
+    import asyncio
+
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+
+    client = _capped_client(nb, output_limit, timeout=cell_timeout, kernel_name="python3",
+                            allow_errors=True, interrupt_on_timeout=True,
+                            resources={"metadata": {"path": cwd or str(Path(path).parent)}})
+    events = []
+    last = len(nb.cells) - 1 if stop_after is None else min(stop_after, len(nb.cells) - 1)
+
+    async def restart(index, why):
+        events.append({"cell": index, "event": "restarted", "text": why})
+        await _maybe_await(client.km.restart_kernel(now=True))
+        await _maybe_await(client.kc.wait_for_ready(timeout=120))
+
+    async def run_one(cell, index, what):
+        """Run one cell (``what``: "" for the notebook's own, "after-cell " for the extra)."""
+        began = time.perf_counter()
+        try:
+            await asyncio.wait_for(client.async_execute_cell(cell, index,
+                                                             store_history=not what),
+                                   cell_timeout + GRACE)
+        except (asyncio.TimeoutError, DeadKernelError):
+            if time.perf_counter() - began >= cell_timeout:
+                events.append({"cell": index, "event": f"{what}timeout",
+                               "text": f"ran over {cell_timeout} s and ignored the interrupt"})
+                await restart(index, "the kernel was restarted after a timeout: the cells "
+                                     "after this one ran in a fresh kernel")
+            else:
+                await restart(index, "the kernel died: the cells after this one ran in a "
+                                     "fresh kernel")
+            return
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                timeout = output.get("ename") == "KeyboardInterrupt"
+                events.append({"cell": index,
+                               "event": f"{what}timeout" if timeout else f"{what}error",
+                               "text": f"{output.get('ename')}: {output.get('evalue')}"[:500]})
+
+    async def run_all():
+        async with client.async_setup_kernel():
+            for index, cell in enumerate(nb.cells[:last + 1]):
+                if cell.cell_type == "code":
+                    await run_one(cell, index, "")
+                if index in after_cells:  # run as a cell of its own past the end, then gone
+                    nb.cells.append(nbformat.v4.new_code_cell(after_cells[index]))
+                    try:
+                        await run_one(nb.cells[-1], len(nb.cells) - 1, "after-cell ")
+                    finally:
+                        nb.cells.pop()
+
+    asyncio.run(run_all())
+    return events
+
+
+async def _maybe_await(value):
+    import inspect
+
+    return await value if inspect.isawaitable(value) else value
+
+
+def runner_command(path, write, *, cell_timeout: int, allow_errors: bool = False, cwd=None,
+                   after_cells_file=None, output_limit: int | None = None,
+                   stop_after: int | None = None, python: str = sys.executable) -> list:
+    """The command line of the child that :func:`run_notebook` starts (the grader starts
+    it inside its sandbox): it runs :func:`execute_in_process` and prints its result as
+    one JSON line.
+
+    Args:
+        path, write: the notebook, and where the executed copy goes.
+        after_cells_file: a JSON file ``{"cell index": code}`` (see
+            :func:`execute_in_process`).
+        python: the interpreter that runs the child.
+    """
+    command = [python, "-m", "mmbook.execute", "--one", str(path), "--write", str(write),
+               "--timeout", str(cell_timeout)]
+    if allow_errors:
+        command.append("--allow-errors")
+    if cwd is not None:
+        command += ["--cwd", str(cwd)]
+    if after_cells_file is not None:
+        command += ["--after-cells", str(after_cells_file)]
+    if output_limit is not None:
+        command += ["--output-limit", str(output_limit)]
+    if stop_after is not None:
+        command += ["--stop-after", str(stop_after)]
+    return command
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -117,12 +272,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def _run_once(path: str, out: Path, *, cell_timeout: int, notebook_timeout: float,
               allow_errors: bool, env: dict | None, cwd: str | None,
               command_prefix: Sequence[str]) -> tuple[float, str | None]:
-    command = [*command_prefix, sys.executable, "-m", "mmbook.execute", "--one", str(path),
-               "--write", str(out), "--timeout", str(cell_timeout)]
-    if allow_errors:
-        command.append("--allow-errors")
-    if cwd is not None:
-        command += ["--cwd", str(cwd)]
+    command = [*command_prefix, *runner_command(path, out, cell_timeout=cell_timeout,
+                                                allow_errors=allow_errors, cwd=cwd)]
     full_env = {**os.environ, **(env or {})}
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -222,10 +373,18 @@ def main(argv=None) -> int:
     parser.add_argument("--write", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--allow-errors", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cwd", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--after-cells", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--output-limit", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
+        after = None
+        if args.after_cells:
+            with open(args.after_cells, encoding="utf-8") as f:
+                after = {int(k): v for k, v in json.load(f).items()}
         print(json.dumps(execute_in_process(args.one, args.write, args.timeout,
-                                            args.allow_errors, args.cwd)), flush=True)
+                                            args.allow_errors, args.cwd, after,
+                                            args.output_limit, args.stop_after)), flush=True)
         return 0
     start = time.perf_counter()
     runs = run_notebooks(args.notebooks, args.jobs, cell_timeout=args.timeout,

@@ -4,10 +4,21 @@ A checker returns a :class:`Feedback`: it renders green when the answer is right
 when it is wrong (saying what is wrong), and neutral grey while no answer has been given
 yet (a starter cell that still returns ``None``); it is truthy only when the answer is
 right, so a test can ``assert check(...)``.
+
+**Writing a checker so that the grader can use it** (``python -m mmbook.grade``, see
+:mod:`mmbook.exercises.grading` for why): call the student's function only through
+:func:`call_student` (a probe function passed in its place computes anything more, such as
+a gradient); be deterministic, with random inputs from generators seeded with constants
+(``torch.Generator().manual_seed(k)``, ``torch.manual_seed(k)``,
+``numpy.random.default_rng(k)``: the grader shifts these seeds for its hidden inputs); in
+the starter cell's call, write the fixed arguments as literals (``n=28``) and the
+student's answers as names. Messages name the mistake and never print the expected value.
+Then a new checker is graded with no change to the grader.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 
 import torch
@@ -59,18 +70,35 @@ def pending(what: str = "your answer") -> Feedback:
                            "again.", pending=True)
 
 
+# The grader's session (mmbook.exercises.grading): None in the book; a recorder in the
+# student's kernel while grading; a replayer in the grader's own process.
+_SESSION: contextvars.ContextVar = contextvars.ContextVar("mmbook_grading", default=None)
+
+
 def call_student(fn, *args, name: str = "your function"):
     """Call the reader's function on ``args``.
+
+    Checkers call the student's function through here only: the grader records these
+    calls in the student's kernel and replays them in its own process.
 
     Returns:
         ``(result, None)``, or ``(None, Feedback)`` saying what it raised (a checker
         reports the reader's exception instead of crashing the notebook), or a pending
         Feedback when it returned ``None`` (the starter as given).
     """
-    try:
-        out = fn(*args)
-    except Exception as err:  # the reader's code raised: say what
-        return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}")
+    session = _SESSION.get()
+    if session is not None and session.replaying:
+        kind, out = session.replay(args)
+    else:
+        entry = session.begin(args) if session is not None else None
+        try:
+            kind, out = "value", fn(*args)
+        except Exception as err:  # the reader's code raised: say what
+            kind, out = "raised", f"{type(err).__name__}: {err}"
+        if entry is not None:
+            session.end(entry, kind, out)
+    if kind == "raised":
+        return None, Feedback(False, f"{name} raised {out}")
     if out is None:  # the starter as given (or a forgotten return): not a wrong answer yet
         return None, Feedback(False, f"{name} returned None: write its body (and return "
                                      "the result), then run the cell again.", pending=True)
@@ -78,10 +106,11 @@ def call_student(fn, *args, name: str = "your function"):
 
 
 def check_equal(name: str, got, expected, hint: str = "") -> Feedback:
-    """Exact comparison of plain values (ints, strings, tuples)."""
+    """Exact comparison of plain values (ints, strings, tuples); the message says what the
+    answer is, never what it should be."""
     if got == expected:
         return Feedback(True, f"{name} = {got!r}.")
-    return Feedback(False, f"{name} should be {expected!r}, you gave {got!r}. {hint}".strip())
+    return Feedback(False, f"{name} is not {got!r}. {hint}".strip())
 
 
 def check_close(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5,

@@ -57,7 +57,7 @@ def check_acc2_nonzero(fn) -> Feedback:
     if np.isclose(got, np.mean((pred[keep] >= 0) == (target[keep] > 0))):
         return Feedback(False, "almost: on the kept items, 'positive' means pred > 0, so a "
                                "prediction of exactly 0 counts as negative")
-    return Feedback(False, f"expected {want:.4f}, got {got:.4f}: keep target != 0, then "
+    return Feedback(False, f"you gave {got:.4f}, not Acc-2: keep target != 0, then "
                            f"compare (pred > 0) with (target > 0)")
 
 
@@ -89,7 +89,7 @@ def check_acc7(fn) -> Feedback:
     if np.isclose(got, np.mean(np.clip(np.round(pred), -3, 3) == target)):
         return Feedback(False, "round the target too: MOSI's scores are averages of "
                                "annotators (e.g. 1.33), not integers")
-    return Feedback(False, f"expected {want:.4f}, got {got:.4f}")
+    return Feedback(False, f"you gave {got:.4f}, not Acc-7: round, clip to [-3, 3], compare")
 
 
 def check_speaker_split(fn) -> Feedback:
