@@ -460,6 +460,8 @@ class Grader:
             if run.error:
                 result["notes"].append(run.error)
             events = self._events(files)
+            result["notes"] += [f"cell {e.get('cell')}: {str(e.get('text'))[:200]}"
+                                for e in events if e.get("event") in ("restarted", "timeout")]
             if "executed.ipynb" in files:
                 result["executed"] = files["executed.ipynb"]
         result["code"] = {label: _normalised(_source(nb.cells[i])) for label, i in where.items()}
@@ -512,6 +514,10 @@ class Grader:
         message = " | ".join(messages)
         if said and status != "correct":
             message += f" (the cell: {said})"
+        restarts = [e for e in before if e.get("event") == "restarted"]
+        if restarts and status != "correct":
+            message += (f" (the kernel was restarted at cell {restarts[-1].get('cell')}, before "
+                        "this exercise: what the cells above it defined was lost)")
         return {**out, "points": points, "status": status, "message": message}
 
     @staticmethod
