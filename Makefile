@@ -13,7 +13,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 JOBS ?= 2
 
 .PHONY: book test setup unit notebooks seeds student html-check lint strip vendor chromium clean \
-	bench gpu-check
+	bench gpu-check sandbox
 
 setup: $(STAMP)
 
@@ -48,7 +48,7 @@ book: setup vendor
 # Unit tests, then every notebook executed ONCE (in parallel, with its time printed; a
 # failing cell or assert fails the run), its outputs stored in Jupyter Book's cache so that
 # the book build renders them without executing again, then the rendered-HTML check.
-test: setup lint
+test: setup lint sandbox
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --doctest-modules mmbook -n $(JOBS) --dist loadfile \
 		--durations=15 -q
 	$(MAKE) notebooks
@@ -77,6 +77,13 @@ chromium:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the HTML check"; \
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) || \
 		{ echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
+
+# The grader's sandbox (bubblewrap): python -m mmbook.grade refuses to grade without it.
+sandbox:
+	@command -v bwrap >/dev/null || { echo "installing Debian's bubblewrap for the grader's sandbox"; \
+		(apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 bubblewrap \
+		>/dev/null) || { echo "could not install bubblewrap: run 'apt-get install bubblewrap'"; \
+		exit 1; }; }
 
 html-check: setup chromium
 	$(BIN)/python -m pytest tests/rendered --rendered -q
