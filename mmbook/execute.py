@@ -17,8 +17,9 @@
 The grader (:mod:`mmbook.grade`) runs the same child, :func:`execute_in_process`, inside its
 sandbox (:mod:`mmbook.sandbox`, built with :func:`runner_command`), in the *cell by cell*
 mode that ``after_cells`` or ``output_limit`` turns on: each cell runs on its own (a cell past
-``cell_timeout`` is interrupted, and a kernel that ignores the interrupt or dies is
-restarted, with an event saying so, so the cells after it still run), the code given for
+``cell_timeout`` is interrupted (the processes it started are killed first), and a kernel
+that ignores the interrupt or dies is restarted, with an event saying so, so the cells
+after it still run), the code given for
 a cell in ``after_cells`` runs in the kernel right after that cell (the grader dumps each
 exercise's answers there, as the student's namespace stands at that cell), each cell keeps
 at most ``output_limit`` bytes of output, and execution stops after ``stop_after``.
@@ -81,7 +82,7 @@ class NotebookRun:
 def execute_in_process(path: str, out: str, cell_timeout: int = 600,
                        allow_errors: bool = False, cwd: str | None = None,
                        after_cells: dict | None = None, output_limit: int | None = None,
-                       stop_after: int | None = None) -> dict:
+                       stop_after: int | None = None, sandboxed: bool = False) -> dict:
     """Execute ``path`` with nbclient in this process; write the executed notebook to ``out``.
 
     Args:
@@ -97,6 +98,9 @@ def execute_in_process(path: str, out: str, cell_timeout: int = 600,
         output_limit: bytes of output kept per cell (the rest is dropped, with a note);
             also turns on the cell by cell mode.
         stop_after: in the cell by cell mode, the last cell index to run.
+        sandboxed: this process is alone in a sandbox with the kernel (mmbook.sandbox): a
+            cell past its time, or a kernel restart, kills every other process of this
+            user (else only those in the kernel's process group).
 
     Returns:
         ``{"seconds": float, "error": str | None}``, and in the cell by cell mode
@@ -112,7 +116,7 @@ def execute_in_process(path: str, out: str, cell_timeout: int = 600,
         result = {"error": error}
     else:
         events = _execute_cells(nb, path, cell_timeout, cwd, after_cells or {}, output_limit,
-                                stop_after)
+                                stop_after, sandboxed)
         result = {"error": None, "events": events}
     result["seconds"] = time.perf_counter() - start
     nbformat.write(nb, out)
@@ -169,62 +173,135 @@ def nbformat_output(text: str):
     return nbformat.v4.new_output("stream", name="stderr", text=text)
 
 
-def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_after) -> list:
+def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_after,
+                   sandboxed=False) -> list:
     """The cell by cell mode (module docstring); returns the events."""
     import asyncio
 
     import nbformat
-    from nbclient.exceptions import DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     client = _capped_client(nb, output_limit, timeout=cell_timeout, kernel_name="python3",
-                            allow_errors=True, interrupt_on_timeout=True,
+                            allow_errors=True, interrupt_on_timeout=False,
                             resources={"metadata": {"path": cwd or str(Path(path).parent)}})
     events = []
     last = len(nb.cells) - 1 if stop_after is None else min(stop_after, len(nb.cells) - 1)
 
+    def kernel_pid():
+        return getattr(getattr(client.km, "provisioner", None), "pid", None)
+
+    class Stop(Exception):
+        """The kernel could not be restarted: the notebook stops there."""
+
     async def restart(index, why):
         events.append({"cell": index, "event": "restarted", "text": why})
-        await _maybe_await(client.km.restart_kernel(now=True))
-        await _maybe_await(client.kc.wait_for_ready(timeout=120))
+        _kill_strays(kernel_pid(), sandboxed, kernel_pid())  # then the kernel, by its manager
+        try:
+            await asyncio.wait_for(_maybe_await(client.km.restart_kernel(now=True)), 120)
+            await _maybe_await(client.kc.wait_for_ready(timeout=120))
+        except Exception as err:
+            events.append({"cell": index, "event": "stopped", "text": "the kernel could not "
+                           f"be restarted ({type(err).__name__}): the notebook stopped here"})
+            raise Stop() from err
+
+    async def responsive() -> bool:
+        """Does the kernel answer a trivial request within GRACE seconds?"""
+        nb.cells.append(nbformat.v4.new_code_cell("pass"))
+        client.timeout = GRACE
+        try:
+            await client.async_execute_cell(nb.cells[-1], len(nb.cells) - 1,
+                                            store_history=False)
+            return True
+        except (CellTimeoutError, DeadKernelError):
+            return False
+        finally:
+            client.timeout = cell_timeout
+            nb.cells.pop()
 
     async def run_one(cell, index, what):
         """Run one cell (``what``: "" for the notebook's own, "after-cell " for the extra)."""
-        began = time.perf_counter()
         try:
-            await asyncio.wait_for(client.async_execute_cell(cell, index,
-                                                             store_history=not what),
-                                   cell_timeout + GRACE)
-        except (asyncio.TimeoutError, DeadKernelError):
-            if time.perf_counter() - began >= cell_timeout:
-                events.append({"cell": index, "event": f"{what}timeout",
-                               "text": f"ran over {cell_timeout} s and ignored the interrupt"})
-                await restart(index, "the kernel was restarted after a timeout: the cells "
-                                     "after this one ran in a fresh kernel")
-            else:
-                await restart(index, "the kernel died: the cells after this one ran in a "
-                                     "fresh kernel")
+            await client.async_execute_cell(cell, index, store_history=not what)
+        except CellTimeoutError:
+            # what the cell started dies first (a fork bomb's children share the kernel's
+            # sockets and would answer the interrupt), then the kernel is interrupted
+            _kill_strays(kernel_pid(), sandboxed, kernel_pid())
+            await _maybe_await(client.km.interrupt_kernel())
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                "error", ename="TimeoutError", evalue=f"the cell ran over {cell_timeout} s and "
+                                                      "was interrupted", traceback=[]))
+            events.append({"cell": index, "event": f"{what}timeout",
+                           "text": f"ran over {cell_timeout} s and was interrupted"})
+            if not await responsive():
+                await restart(index, "the kernel did not stop after the interrupt and was "
+                                     "restarted: the cells after this one ran in a fresh "
+                                     "kernel")
+            return
+        except DeadKernelError:
+            await restart(index, "the kernel died: the cells after this one ran in a "
+                                 "fresh kernel")
             return
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                timeout = output.get("ename") == "KeyboardInterrupt"
-                events.append({"cell": index,
-                               "event": f"{what}timeout" if timeout else f"{what}error",
+                events.append({"cell": index, "event": f"{what}error",
                                "text": f"{output.get('ename')}: {output.get('evalue')}"[:500]})
 
     async def run_all():
         async with client.async_setup_kernel():
             for index, cell in enumerate(nb.cells[:last + 1]):
-                if cell.cell_type == "code":
-                    await run_one(cell, index, "")
-                if index in after_cells:  # run as a cell of its own past the end, then gone
-                    nb.cells.append(nbformat.v4.new_code_cell(after_cells[index]))
-                    try:
-                        await run_one(nb.cells[-1], len(nb.cells) - 1, "after-cell ")
-                    finally:
-                        nb.cells.pop()
+                try:
+                    if cell.cell_type == "code":
+                        await run_one(cell, index, "")
+                    if index in after_cells:  # run as a cell of its own past the end
+                        nb.cells.append(nbformat.v4.new_code_cell(after_cells[index]))
+                        try:
+                            await run_one(nb.cells[-1], len(nb.cells) - 1, "after-cell ")
+                        finally:
+                            nb.cells.pop()
+                except Stop:
+                    return
 
     asyncio.run(run_all())
     return events
+
+
+def _ancestors() -> set:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def _kill_strays(keep, sandboxed: bool, kernel) -> None:
+    """SIGKILL the processes the kernel started (``keep``: a pid spared, the kernel's).
+
+    In the sandbox: every process of this user but this one and its ancestors (the sandbox
+    has nothing else). Elsewhere: the other members of the kernel's process group."""
+    if not os.path.isdir("/proc"):
+        return
+    spare = _ancestors() | ({keep} if keep else set())
+    try:
+        group = os.getpgid(kernel) if kernel else None
+    except OSError:
+        group = None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in spare:
+            continue
+        pid = int(entry)
+        try:
+            if sandboxed:
+                if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+                    continue
+            elif group is None or os.getpgid(pid) != group:
+                continue
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 async def _maybe_await(value):
@@ -235,7 +312,8 @@ async def _maybe_await(value):
 
 def runner_command(path, write, *, cell_timeout: int, allow_errors: bool = False, cwd=None,
                    after_cells_file=None, output_limit: int | None = None,
-                   stop_after: int | None = None, python: str = sys.executable) -> list:
+                   stop_after: int | None = None, sandboxed: bool = False,
+                   python: str = sys.executable) -> list:
     """The command line of the child that :func:`run_notebook` starts (the grader starts
     it inside its sandbox): it runs :func:`execute_in_process` and prints its result as
     one JSON line.
@@ -258,6 +336,8 @@ def runner_command(path, write, *, cell_timeout: int, allow_errors: bool = False
         command += ["--output-limit", str(output_limit)]
     if stop_after is not None:
         command += ["--stop-after", str(stop_after)]
+    if sandboxed:
+        command.append("--sandboxed")
     return command
 
 
@@ -376,6 +456,7 @@ def main(argv=None) -> int:
     parser.add_argument("--after-cells", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output-limit", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--sandboxed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         after = None
@@ -384,7 +465,8 @@ def main(argv=None) -> int:
                 after = {int(k): v for k, v in json.load(f).items()}
         print(json.dumps(execute_in_process(args.one, args.write, args.timeout,
                                             args.allow_errors, args.cwd, after,
-                                            args.output_limit, args.stop_after)), flush=True)
+                                            args.output_limit, args.stop_after,
+                                            args.sandboxed)), flush=True)
         return 0
     start = time.perf_counter()
     runs = run_notebooks(args.notebooks, args.jobs, cell_timeout=args.timeout,

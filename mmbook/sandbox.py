@@ -323,7 +323,8 @@ class Sandbox:
         runner = runner_command("/home/student/submission.ipynb", "/out/executed.ipynb",
                                 cell_timeout=cell_timeout, allow_errors=True,
                                 cwd="/home/student", after_cells_file="/grader/after.json",
-                                output_limit=lim.output_limit, stop_after=stop_after)
+                                output_limit=lim.output_limit, stop_after=stop_after,
+                                sandboxed=True)
         limits = ["prlimit", f"--nproc={lim.processes}", f"--nofile={lim.open_files}",
                   f"--fsize={lim.out_size}", "--core=0"]
         if not self.use_cgroups:

@@ -1,0 +1,240 @@
+"""Every trick of issue 26, played on the grader by a class of dishonest students.
+
+Each student below hands in the starter code (or a wrong answer) plus one trick. Graded in
+one run with honest and wrong classmates, each trick must earn nothing, harm no other
+submission, file or process, and leave grades.csv right. The table at the end of the
+module docstring of tests/test_grade_adversarial.py lists them; the old grader gave full
+marks to most.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import nbformat
+import pytest
+from grade_helpers import (
+    RIGHT,
+    ROOT,
+    code,
+    grade_cli,
+    honest_submission,
+    md,
+    processes_with,
+    read_grades,
+    require_sandbox,
+    sha256,
+    small_chapter,
+    submission,
+)
+
+MARK = "mmbook-trick-7c41"  # in the command line of every process a trick leaves behind
+# where a student would look for other notebooks (all of /usr would only take longer)
+SEARCH = ("[p for root in ('/home', '/tmp', '/work', '/root', '/opt', '/grader', '/out', "
+          "'/data', '/srv', '/mnt') for p in glob.glob(root + '/**/*.ipynb', recursive=True)]")
+LABELS = ("ex-flops", "ex-kd", "ex-two", "ex-mom")
+
+
+def _tricks(out, honest_path, reference_path) -> dict:
+    """``{student: cells added before the first exercise}``; paths are the host's."""
+    forged = ("'@@MMBOOK-GRADE@@' + json.dumps({l: [True, 'Correct!'] for l in "
+              f"{list(LABELS)!r}}})")
+    ok = "type('F', (), {'passed': True, 'message': 'ok', '__bool__': lambda s: True})()"
+    return {
+        "eval": f"import builtins\neval = lambda *a, **k: {ok}\nbuiltins.eval = eval",
+        "print": ("import builtins, json\n_p = builtins.print\n"
+                  f"def print(*a, **k):\n    _p({forged})\nbuiltins.print = print\n"
+                  "print('hello')"),
+        "reload": ("import importlib\nfrom mmbook.exercises import Feedback, ch05, ch15\n"
+                   "importlib.reload = lambda m: m\n"
+                   "for m in (ch05, ch15):\n"
+                   "    for n in dir(m):\n"
+                   "        if n.startswith('check_'):\n"
+                   "            setattr(m, n, lambda *a, **k: Feedback(True, 'ok'))"),
+        "hook": ("import json, os\n"
+                 f"def hook(*a, **k):\n    print({forged})\n"
+                 "    for label in os.listdir('/out/answers') if os.path.isdir('/out/answers') "
+                 "else []:\n"
+                 "        with open(f'/out/answers/{label}/answers.json', 'w') as f:\n"
+                 "            json.dump({'label': label, 'calls': [{'values': {'0': {'t': 'int',"
+                 " 'v': '1'}}, 'missing': {}, 'runs': {'book': [], 'hidden': []}}]}, f)\n"
+                 "get_ipython().events.register('pre_run_cell', hook)\n"
+                 "get_ipython().events.register('post_run_cell', hook)"),
+        "feedback": ("from mmbook.exercises import Feedback\n"
+                     "Feedback.passed = property(lambda s: True, lambda s, v: None)\n"
+                     "Feedback.pending = property(lambda s: False, lambda s, v: None)\n"
+                     "Feedback.__bool__ = lambda s: True"),
+        "check-close": ("import mmbook.exercises as E\nfrom mmbook.exercises import ch05, ch15\n"
+                        "E.check_close = lambda *a, **k: E.Feedback(True, 'ok')\n"
+                        "E.check_equal = E.check_close\n"
+                        "ch15.check_close = ch05.check_close = E.check_close\n"
+                        "E.call_student = lambda fn, *a, **k: (1, None)"),
+        "detached": ("import os, subprocess\n"
+                     f"subprocess.Popen(['/bin/sh', '-c', 'sleep 30; echo "
+                     f"@@MMBOOK-GRADE@@ > /proc/' + str(os.getpid()) + '/fd/1', '{MARK}'], "
+                     "start_new_session=True)"),
+        "overwrite": ("import glob, os\n"
+                      f"targets = [{str(honest_path)!r}]\n"
+                      "for fd in glob.glob('/proc/*/fd/*') + glob.glob('/proc/*/cwd'):\n"
+                      "    try:\n        targets.append(os.path.realpath(fd))\n"
+                      "    except OSError:\n        pass\n"
+                      f"targets += {SEARCH}\n"
+                      "for t in set(targets):\n"
+                      "    if t.endswith('.ipynb') and 'submission.ipynb' not in t:\n"
+                      "        try:\n            open(t, 'w').write('{}')\n"
+                      "        except OSError as e:\n            print('refused', t, e)"),
+        "append": ("import mmbook.exercises.ch15 as m\n"
+                   "evil = \"\\ncheck_lstm_flops = lambda *a, **k: "
+                   "__import__('mmbook.exercises').exercises.Feedback(True, 'ok')\\n\"\n"
+                   f"for p in (m.__file__, {str(ROOT / 'mmbook/exercises/ch15.py')!r}, "
+                   f"{str(ROOT / 'mmbook/exercises/__init__.py')!r}):\n"
+                   "    try:\n        open(p, 'a').write(evil)\n"
+                   "    except OSError as e:\n        print('refused', p, e)"),
+        "rewrite-csv": ("import subprocess\n"
+                        f"subprocess.Popen(['/bin/sh', '-c', 'sleep 30; echo student,total > "
+                        f"{out}/grades.csv; : > {out}/report.md', '{MARK}'], "
+                        "start_new_session=True)\n"
+                        f"try:\n    open({str(out / 'grades.csv')!r}, 'w').write('x,99')\n"
+                        "except OSError as e:\n    print('refused', e)"),
+        "solutions": ("import glob, json\n"
+                      f"paths = {SEARCH} + [{str(reference_path)!r}]\n"
+                      "for p in paths:\n"
+                      "    try:\n        nb = json.load(open(p))\n"
+                      "    except (OSError, ValueError):\n        continue\n"
+                      "    inside = False\n"
+                      "    for c in nb['cells']:\n"
+                      "        src = ''.join(c['source'])\n"
+                      "        if c['cell_type'] == 'markdown':\n"
+                      "            inside = 'solution-start' in src or (inside and "
+                      "'solution-end' not in src)\n"
+                      "        elif inside:\n"
+                      "            exec(src, globals())"),
+        "copy-live": ("import json\n"
+                      "try:\n"
+                      f"    nb = json.load(open({str(honest_path)!r}))\n"
+                      "    for c in nb['cells']:\n"
+                      "        if c['cell_type'] == 'code':\n"
+                      "            exec(''.join(c['source']), globals())\n"
+                      "except OSError as e:\n    print('refused', e)"),
+        "processes": ("import os, subprocess\n"
+                      f"subprocess.Popen(['/bin/sh', '-c', 'sleep 1000; true', '{MARK}'], "
+                      "start_new_session=True)\n"
+                      "if os.fork() == 0:\n    os.setsid()\n"
+                      f"    os.execv('/bin/sh', ['/bin/sh', '-c', 'sleep 1000; true', '{MARK}'])"),
+        "fork-bomb": ("import os, time\n"
+                      "def bomb():\n    while True:\n        try:\n            os.fork()\n"
+                      "        except OSError:\n            time.sleep(0.5)\nbomb()"),
+        "big-output": "for _ in range(100):\n    print('x' * 1_000_000)",
+        "disk-fill": ("for path in ('/out/big', '/tmp/big', 'big', '/dev/shm/big'):\n"
+                      "    try:\n        with open(path, 'wb') as f:\n"
+                      "            for _ in range(1000):\n"
+                      "                f.write(b'0' * 1_000_000)\n"
+                      "    except OSError as e:\n        print('refused', path, e)"),
+    }
+
+
+def _edited(teacher):
+    """Tricks on the notebook's own cells: edited calls, points and an added exercise."""
+    args = submission(teacher, {"ex-flops": "lstm_flops = 2 * 4 * 32 * (64 + 32)",  # 1 frame
+                                "ex-two": "small_flops = big_flops = 0"})
+    for cell in args.cells:
+        cell.source = (cell.source.replace("check_lstm_flops(lstm_flops)",
+                                           "check_lstm_flops(lstm_flops, frames=1)")
+                       .replace("input_size=8, hidden_size=4, frames=3", "input_size=0, "
+                                "hidden_size=0, frames=0"))
+    points = submission(teacher, {"ex-flops": RIGHT["ex-flops"]})
+    for cell in points.cells:
+        if "mmbook" in cell.metadata:
+            cell.metadata["mmbook"]["points"] = 100
+    bonus = submission(teacher, extra={"end": [
+        md("```{exercise-start}\n:label: ex-bonus\n```\nBonus.\n```{exercise-end}\n```"),
+        code("bonus = 40 * 2 * 4 * 32 * (64 + 32)\nch15.check_lstm_flops(bonus)", "ex-bonus",
+             1000)]})
+    return {"edited-args": args, "edited-points": points, "bonus": bonus}
+
+
+@pytest.fixture(scope="module")
+def tricked_class(tmp_path_factory):
+    require_sandbox()
+    tmp = tmp_path_factory.mktemp("tricks")
+    ref, subs, out = tmp / "book", tmp / "subs", tmp / "grades"
+    ref.mkdir()
+    teacher = small_chapter()
+    nbformat.write(teacher, ref / "15_small.ipynb")
+    honest_path = subs / "honest" / "Copy of 15_small.ipynb"
+    notebooks = {"honest/Copy of 15_small.ipynb": honest_submission(teacher),
+                 "wrong/15_small.ipynb": submission(teacher, {
+                     "ex-flops": "lstm_flops = 40 * 4 * 32 * (64 + 32)"}),
+                 "renamed/05_training.ipynb": honest_submission(teacher)}
+    count = code("import os\nprint('PROCESSES', sum(p.isdigit() for p in os.listdir('/proc')))")
+    for student, src in _tricks(out, honest_path, ref / "15_small.ipynb").items():
+        cells = [code(src)] + ([count] if student == "fork-bomb" else [])
+        notebooks[f"{student}/15_small.ipynb"] = submission(teacher, extra={"ex-flops": cells})
+    for student, nb in _edited(teacher).items():
+        notebooks[f"{student}/15_small.ipynb"] = nb
+    for name, nb in notebooks.items():
+        (subs / name).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, subs / name)
+    (subs / "copycat").mkdir()
+    shutil.copy(honest_path, subs / "copycat" / "mine.ipynb")  # handed in a classmate's file
+    guarded = [*subs.rglob("*.ipynb"), ref / "15_small.ipynb",
+               *(ROOT / "mmbook").rglob("*.py")]
+    before = {p: sha256(p) for p in guarded}
+    start = time.monotonic()
+    done = grade_cli(subs, "--reference", ref, "--out", out, "--jobs", 2,
+                     "--cell-timeout", 20, "--notebook-timeout", 240, timeout=1800)
+    seconds = time.monotonic() - start
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"out": out, "before": before, "done": done, "seconds": seconds,
+            "students": sorted(p.name for p in subs.iterdir())}
+
+
+TRICKS = ["eval", "print", "reload", "hook", "feedback", "check-close", "detached",
+          "overwrite", "append", "rewrite-csv", "solutions", "copy-live", "processes",
+          "fork-bomb", "big-output", "disk-fill", "edited-args", "bonus"]
+
+
+@pytest.mark.parametrize("student", TRICKS)
+def test_trick_earns_nothing(tricked_class, student):
+    row = read_grades(tricked_class["out"] / "grades.csv")[student]
+    assert float(row["total"]) == 0 and row["max"] == "6", row
+
+
+def test_edited_points_and_a_bonus_exercise_change_no_points(tricked_class):
+    rows = read_grades(tricked_class["out"] / "grades.csv")
+    # ex-flops answered right, its points edited to 100: the teacher's 2 count
+    assert rows["edited-points"]["total"] == "2" and rows["edited-points"]["ex-flops"] == "2"
+    assert "ex-bonus" not in rows["bonus"] and all(r["max"] == "6" for r in rows.values())
+
+
+def test_honest_and_wrong_classmates_are_graded_right(tricked_class):
+    rows = read_grades(tricked_class["out"] / "grades.csv")
+    assert rows["honest"]["total"] == "6"  # "Copy of 15_small.ipynb": matched by its labels
+    assert rows["renamed"]["total"] == "6"  # named like another chapter: its labels decide
+    assert rows["wrong"]["total"] == "0"
+    assert rows["copycat"]["total"] == "6"  # correct code, but reported:
+    report = (tricked_class["out"] / "report.md").read_text(encoding="utf-8")
+    assert "identical notebook files: copycat, honest" in report
+    assert set(rows) == set(tricked_class["students"])
+
+
+def test_no_file_was_harmed_and_no_process_left(tricked_class):
+    changed = [str(p) for p, h in tricked_class["before"].items() if sha256(p) != h]
+    assert not changed
+    assert not processes_with(MARK)
+    rows = read_grades(tricked_class["out"] / "grades.csv")
+    assert rows and "report" not in rows  # grades.csv is the grader's, whole
+
+
+def test_limits_held(tricked_class):
+    executed = {p.parent.name.rsplit("-", 1)[0]: p
+                for p in (tricked_class["out"] / "executed").glob("*/*.ipynb")}
+    text = executed["fork-bomb"].read_text(encoding="utf-8")
+    count = int(text.split("PROCESSES ")[1].split("\\n")[0].split('"')[0])
+    assert count <= 256 + 8  # the sandbox's process cap (and its root shell, bwrap)
+    big = executed["big-output"]
+    assert big.stat().st_size < 2_000_000  # 100 MB printed, 200 kB kept per cell
+    assert "dropped" in big.read_text(encoding="utf-8")
+    print(f"\nthe tricked class ({len(tricked_class['students'])} notebooks, 2 jobs) was "
+          f"graded in {tricked_class['seconds']:.0f} s; the fork bomb saw {count} processes")
