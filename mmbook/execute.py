@@ -181,8 +181,10 @@ def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    # iopub_timeout: under heavy load a cell's last outputs can arrive seconds after its
+    # reply; nbclient's default (4 s) then drops them
     client = _capped_client(nb, output_limit, timeout=cell_timeout, kernel_name="python3",
-                            allow_errors=True, interrupt_on_timeout=False,
+                            allow_errors=True, interrupt_on_timeout=False, iopub_timeout=60,
                             resources={"metadata": {"path": cwd or str(Path(path).parent)}})
     events = []
     last = len(nb.cells) - 1 if stop_after is None else min(stop_after, len(nb.cells) - 1)

@@ -3,7 +3,6 @@ from a reference's solutions, the sandbox requirement, process and file checks."
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 import re
@@ -130,45 +129,52 @@ def honest_submission(reference):
 
 # ----------------------------------------------------------------------------- chapter slices
 def _names(src: str) -> tuple:
+    """``(defined, free)``: the names a cell binds at top level, and those it reads from
+    the notebook's namespace (at top level or from inside its functions)."""
+    import builtins
+    import symtable
+
     try:
-        tree = ast.parse(src)
+        table = symtable.symtable(src, "<cell>", "exec")
     except SyntaxError:
         return set(), set()
-    defined, used = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            (defined if isinstance(node.ctx, ast.Store) else used).add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
-            defined.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
-    return defined, used
+    defined = {s.get_name() for s in table.get_symbols() if s.is_assigned()
+               or s.is_imported()}
+    free = set()
+
+    def walk(t):
+        for sym in t.get_symbols():
+            if sym.is_referenced() and (t.get_type() == "module" or sym.is_global()):
+                free.add(sym.get_name())
+        for child in t.get_children():
+            walk(child)
+
+    walk(table)
+    return defined, free - set(dir(builtins))
 
 
 def sliced(nb):
-    """``nb`` cut to what its exercises need: every cell up to the first code cell that
-    imports, then only the earlier code cells that define a name the exercise cells use
-    (transitively), then the exercises. Prose and the other experiments are left out."""
+    """``nb`` cut to what its exercises need: the cells up to its first code cell that
+    imports, the earlier code cells that define a name the exercise cells read
+    (transitively, the latest definition only), and everything from the exercises on."""
     exercises = find_exercises(nb)
     first = min(e.cell for e in exercises) if exercises else len(nb.cells)
     start = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
                  and "{exercise" in c.source)
-    keep = set(range(start, len(nb.cells)))
     setup = next((i for i, c in enumerate(nb.cells[:first]) if c.cell_type == "code"
                   and "import" in c.source and "google.colab" not in c.source), 0)
-    keep |= set(range(0, setup + 1))
+    keep = set(range(0, setup + 1)) | set(range(start, len(nb.cells)))
     needed = set()
-    for i in keep:
+    for i in range(start, len(nb.cells)):
         if nb.cells[i].cell_type == "code":
             needed |= _names(nb.cells[i].source)[1]
     for i in range(start - 1, setup, -1):
-        cell = nb.cells[i]
-        if cell.cell_type != "code":
+        if nb.cells[i].cell_type != "code":
             continue
-        defined, used = _names(cell.source)
+        defined, free = _names(nb.cells[i].source)
         if defined & needed:
             keep.add(i)
-            needed |= used
+            needed = (needed - defined) | free
     out = nbformat.reads(nbformat.writes(nb), as_version=4)
     out.cells = [c for i, c in enumerate(out.cells) if i in keep]
     return out
