@@ -35,6 +35,7 @@ _SUBMODULES = (
     "exercises",
     "examples",
     "execute",
+    "sandbox",
     "grade",
 )
 

@@ -459,6 +459,10 @@ class Grader:
             files, result["seconds"] = run.files, round(run.seconds, 1)
             if run.error:
                 result["notes"].append(run.error)
+            elif not self._finished(files):
+                result["notes"].append(f"the notebook did not finish within "
+                                       f"{self.notebook_timeout:g} s: the exercises after the "
+                                       "point it reached got 0")
             events = self._events(files)
             result["notes"] += [f"cell {e.get('cell')}: {str(e.get('text'))[:200]}"
                                 for e in events if e.get("event") in ("restarted", "timeout")]
@@ -470,6 +474,10 @@ class Grader:
                 result["exercises"][ex.label] = self._judge(ex, where.get(ex.label), files,
                                                             events)
         return result
+
+    @staticmethod
+    def _finished(files: dict) -> bool:
+        return b'"events"' in files.get("runner.json", b"")
 
     @staticmethod
     def _events(files: dict) -> list:
@@ -546,6 +554,9 @@ class Grader:
         matched = self._match(found)
         chapters = self._select(self.wanted) or [c for c in self.chapters if any(
             c.name in m for m in matched.values())]
+        if not chapters:
+            raise ValueError(f"no notebook in {submissions} matches a chapter of "
+                             f"{self.reference} (none holds an exercise label of it)")
         config = {"reference": {c.name: c.digest for c in chapters},
                   "secret": self.secret, "roster": bool(roster)}
         config = _start(out, config, resume)

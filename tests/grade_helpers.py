@@ -104,8 +104,9 @@ def submission(reference, answers: dict | None = None, extra: dict | None = None
 
 
 def honest_submission(reference):
-    """The student edition of ``reference``, each starter cell replaced by the teacher's
-    solution code for that exercise (what an honest, correct student hands in)."""
+    """The student edition of ``reference``, the teacher's solution code for each exercise
+    written below its starter cell's given lines (what an honest, correct student hands
+    in: the starter's imports and given values stay, the answer follows)."""
     solutions = {}
     cells = reference.cells
     for i, cell in enumerate(cells):
@@ -123,7 +124,7 @@ def honest_submission(reference):
     nb = student_edition(reference)
     for ex in find_exercises(nb):
         if solutions.get(ex.label):
-            nb.cells[ex.cell].source = solutions[ex.label]
+            nb.cells[ex.cell].source += "\n\n" + solutions[ex.label]
     return nb
 
 

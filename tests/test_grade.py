@@ -117,6 +117,23 @@ def test_chapter1_answer_key_is_not_in_the_student_edition_and_its_exercise_is_g
         {"A": "synergy", "B": "uniqueness", "C": "redundancy"})
 
 
+def test_the_guide_lists_labels_the_grader_checks_or_leaves_to_the_teacher():
+    """Every label in the teacher's guide exists, and is written where the guide says so."""
+    import re
+
+    checked, written = set(), set()
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        checked |= {e.label for e in find_exercises(nb)}
+        written |= set(written_exercises(nb))
+    guide = (ROOT / "book" / "teacher_guide.md").read_text(encoding="utf-8")
+    table = [ln for ln in guide.splitlines() if re.match(r"\| \d+ \| `ex-", ln)]
+    assert len(table) == 15
+    for line in table:
+        for label, mark in re.findall(r"`(ex-[\w-]+)`( \*\(written\)\*)?", line):
+            assert label in (written if mark else checked), (label, bool(mark))
+
+
 def test_locate_exercises_by_metadata_then_by_label():
     nb = submission(small_chapter())
     flops = next(i for i, c in enumerate(nb.cells) if "check_lstm_flops(lstm" in c.source)
@@ -459,3 +476,22 @@ def test_class_grading_resumes_without_grading_anyone_twice(graded_class):
     assert "identical notebook files: honest, late" in (out / "report.md").read_text(
         encoding="utf-8")
     assert not list(Path(out).rglob("*.tmp"))  # every write was atomic
+
+
+def test_unsafe_mode_runs_the_same_child_without_the_sandbox(tmp_path):
+    """--unsafe (trusted notebooks only): same executor, same judge, no container."""
+    from mmbook.grade import grade_folder
+
+    ref, subs = tmp_path / "book", tmp_path / "subs"
+    ref.mkdir()
+    subs.mkdir()
+    teacher = small_chapter(("ex-flops", "ex-kd"))
+    nbformat.write(teacher, ref / "15_small.ipynb")
+    nbformat.write(honest_submission(teacher), subs / "honest.ipynb")
+    nbformat.write(submission(teacher, {"ex-kd": WRONG["ex-kd"]}), subs / "wrong.ipynb")
+    rows = {r["student"]: r for r in grade_folder(subs, tmp_path / "out", ref, unsafe=True,
+                                                   jobs=2, cell_timeout=60,
+                                                   notebook_timeout=300, progress=False)}
+    assert rows["honest"]["total"] == "3" and rows["wrong"]["total"] == "0"
+    assert "T^2" in next((tmp_path / "out" / "feedback").glob("wrong-*/*.md")).read_text(
+        encoding="utf-8")
