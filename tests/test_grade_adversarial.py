@@ -122,9 +122,12 @@ def _tricks(out, honest_path, reference_path) -> dict:
                       "start_new_session=True)\n"
                       "if os.fork() == 0:\n    os.setsid()\n"
                       f"    os.execv('/bin/sh', ['/bin/sh', '-c', 'sleep 1000; true', '{MARK}'])"),
-        "fork-bomb": ("import os, time\n"
-                      "def bomb():\n    while True:\n        try:\n            os.fork()\n"
-                      "        except OSError:\n            time.sleep(0.5)\nbomb()"),
+        "fork-bomb": ("import os, time\npeak = 0\n"
+                      "def bomb():\n    global peak\n    while True:\n        try:\n"
+                      "            os.fork()\n        except OSError:  # the cap: count, wait\n"
+                      "            n = sum(p.isdigit() for p in os.listdir('/proc'))\n"
+                      "            peak = max(peak, n)\n"
+                      "            time.sleep(0.5)\nbomb()"),
         "big-output": "for _ in range(100):\n    print('x' * 1_000_000)",
         "disk-fill": ("for path in ('/out/big', '/tmp/big', 'big', '/dev/shm/big'):\n"
                       "    try:\n        with open(path, 'wb') as f:\n"
@@ -167,7 +170,8 @@ def tricked_class(tmp_path_factory):
                  "wrong/15_small.ipynb": submission(teacher, {
                      "ex-flops": "lstm_flops = 40 * 4 * 32 * (64 + 32)"}),
                  "renamed/05_training.ipynb": honest_submission(teacher)}
-    count = code("import os\nprint('PROCESSES', sum(p.isdigit() for p in os.listdir('/proc')))")
+    count = code("import os\nprint('PEAK', peak, 'NOW', sum(p.isdigit() for p in "
+                 "os.listdir('/proc')), 'END')")
     for student, src in _tricks(out, honest_path, ref / "15_small.ipynb").items():
         cells = [code(src)] + ([count] if student == "fork-bomb" else [])
         notebooks[f"{student}/15_small.ipynb"] = submission(teacher, extra={"ex-flops": cells})
@@ -231,10 +235,12 @@ def test_limits_held(tricked_class):
     executed = {p.parent.name.rsplit("-", 1)[0]: p
                 for p in (tricked_class["out"] / "executed").glob("*/*.ipynb")}
     text = executed["fork-bomb"].read_text(encoding="utf-8")
-    count = int(text.split("PROCESSES ")[1].split("\\n")[0].split('"')[0])
-    assert count <= 256 + 8  # the sandbox's process cap (and its root shell, bwrap)
+    peak, now = (int(v) for v in text.split("PEAK ")[1].split(" END")[0].split(" NOW "))
+    assert 100 < peak <= 256 + 8  # the bomb reached the sandbox's process cap, not more
+    assert now < 20  # at the timeout, what the cell started was killed
     big = executed["big-output"]
     assert big.stat().st_size < 2_000_000  # 100 MB printed, 200 kB kept per cell
     assert "dropped" in big.read_text(encoding="utf-8")
     print(f"\nthe tricked class ({len(tricked_class['students'])} notebooks, 2 jobs) was "
-          f"graded in {tricked_class['seconds']:.0f} s; the fork bomb saw {count} processes")
+          f"graded in {tricked_class['seconds']:.0f} s; the fork bomb peaked at {peak} "
+          f"processes")
