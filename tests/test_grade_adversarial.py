@@ -36,8 +36,21 @@ SEARCH = ("[p for root in ('/home', '/tmp', '/work', '/root', '/opt', '/grader',
 LABELS = ("ex-flops", "ex-kd", "ex-two", "ex-mom")
 
 
+# The tricks that write, fork or read the whole file system first check that they run in
+# the grader's sandbox: outside it (an old grader, --unsafe) they would really do harm.
+GUARD = "import os\nassert os.path.exists('/grader/plan.json'), 'only in the grader sandbox'\n"
+HARMFUL = ("overwrite", "append", "rewrite-csv", "solutions", "processes", "fork-bomb",
+           "disk-fill", "detached")
+
+
 def _tricks(out, honest_path, reference_path) -> dict:
-    """``{student: cells added before the first exercise}``; paths are the host's."""
+    """``{student: code}`` of the tricks; paths are the host's. The harmful ones start
+    with :data:`GUARD`."""
+    tricks = _unguarded(out, honest_path, reference_path)
+    return {k: (GUARD + v if k in HARMFUL else v) for k, v in tricks.items()}
+
+
+def _unguarded(out, honest_path, reference_path) -> dict:
     forged = ("'@@MMBOOK-GRADE@@' + json.dumps({l: [True, 'Correct!'] for l in "
               f"{list(LABELS)!r}}})")
     ok = "type('F', (), {'passed': True, 'message': 'ok', '__bool__': lambda s: True})()"
