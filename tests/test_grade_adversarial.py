@@ -124,12 +124,16 @@ def _unguarded(out, honest_path, reference_path) -> dict:
                       "        elif inside:\n"
                       "            exec(src, globals())"),
         "copy-live": ("import json\n"
-                      "try:\n"
-                      f"    nb = json.load(open({str(honest_path)!r}))\n"
+                      "def copy(*a, **k):  # after every cell: the classmate's code again\n"
+                      "    try:\n"
+                      f"        nb = json.load(open({str(honest_path)!r}))\n"
+                      "    except OSError:\n        return\n"
                       "    for c in nb['cells']:\n"
                       "        if c['cell_type'] == 'code':\n"
-                      "            exec(''.join(c['source']), globals())\n"
-                      "except OSError as e:\n    print('refused', e)"),
+                      "            try:\n"
+                      "                exec(''.join(c['source']), get_ipython().user_ns)\n"
+                      "            except Exception:\n                pass\n"
+                      "get_ipython().events.register('post_run_cell', copy)"),
         "processes": ("import os, subprocess\n"
                       f"subprocess.Popen(['/bin/sh', '-c', 'sleep 1000; true', '{MARK}'], "
                       "start_new_session=True)\n"
