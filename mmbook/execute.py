@@ -140,11 +140,13 @@ def _execute_whole(nb, path, cell_timeout, allow_errors, cwd) -> str | None:
     return None
 
 
-GRACE = 10  # seconds an interrupted cell has to stop before its kernel is restarted
+GRACE = 30  # seconds an interrupted cell has to stop before its kernel is restarted
 
 
-def _capped_client(nb, output_limit: int | None, **kwargs):
-    """A NotebookClient that keeps at most ``output_limit`` bytes of output per cell."""
+def _capped_client(nb, output_limit: int | None, on_timeout=None, **kwargs):
+    """A NotebookClient that keeps at most ``output_limit`` bytes of output per cell, and
+    calls ``on_timeout()`` when a cell runs past its time, before nbclient interrupts the
+    kernel (``timed_out`` then says so until the next cell)."""
     from nbclient import NotebookClient
 
     class CappedClient(NotebookClient):
@@ -161,8 +163,14 @@ def _capped_client(nb, output_limit: int | None, **kwargs):
                 outs.append(nbformat_output(f"[output past {output_limit} bytes dropped]\n"))
             return None
 
+        async def _async_handle_timeout(self, timeout, cell=None):
+            self.timed_out = True
+            if on_timeout is not None:
+                on_timeout()
+            return await super()._async_handle_timeout(timeout, cell)
+
     client = CappedClient(nb, **kwargs)
-    client._mmbook_used = {}
+    client._mmbook_used, client.timed_out = {}, False
     return client
 
 
@@ -179,12 +187,16 @@ def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_
     import asyncio
 
     import nbformat
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
 
     # iopub_timeout: under heavy load a cell's last outputs can arrive seconds after its
-    # reply; nbclient's default (4 s) then drops them
+    # reply; nbclient's default (4 s) then drops them. on_timeout: what the cell started
+    # dies before the interrupt (a fork bomb's children share the kernel's process group
+    # and its sockets: interrupted with it, they would answer in its place)
     client = _capped_client(nb, output_limit, timeout=cell_timeout, kernel_name="python3",
-                            allow_errors=True, interrupt_on_timeout=False, iopub_timeout=60,
+                            allow_errors=True, interrupt_on_timeout=True, iopub_timeout=60,
+                            on_timeout=lambda: _kill_strays(kernel_pid(), sandboxed,
+                                                            kernel_pid()),
                             resources={"metadata": {"path": cwd or str(Path(path).parent)}})
     events = []
     last = len(nb.cells) - 1 if stop_after is None else min(stop_after, len(nb.cells) - 1)
@@ -200,51 +212,44 @@ def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_
         _kill_strays(kernel_pid(), sandboxed, kernel_pid())  # then the kernel, by its manager
         try:
             await asyncio.wait_for(_maybe_await(client.km.restart_kernel(now=True)), 120)
-            await _maybe_await(client.kc.wait_for_ready(timeout=120))
+            client.kc.stop_channels()  # a new client: the old one's sockets may be stale
+            await client.async_start_new_kernel_client()
         except Exception as err:
             events.append({"cell": index, "event": "stopped", "text": "the kernel could not "
                            f"be restarted ({type(err).__name__}): the notebook stopped here"})
             raise Stop() from err
 
-    async def responsive() -> bool:
-        """Does the kernel answer a trivial request within GRACE seconds?"""
-        nb.cells.append(nbformat.v4.new_code_cell("pass"))
-        client.timeout = GRACE
-        try:
-            await client.async_execute_cell(nb.cells[-1], len(nb.cells) - 1,
-                                            store_history=False)
-            return True
-        except (CellTimeoutError, DeadKernelError):
-            return False
-        finally:
-            client.timeout = cell_timeout
-            nb.cells.pop()
-
     async def run_one(cell, index, what):
-        """Run one cell (``what``: "" for the notebook's own, "after-cell " for the extra)."""
+        """Run one cell (``what``: "" for the notebook's own, "after-cell " for the extra).
+
+        Past ``cell_timeout`` nbclient interrupts the kernel and waits for the interrupted
+        cell's reply; a kernel that does not stop within GRACE seconds, or dies, is
+        restarted."""
+        client.timed_out = False
         try:
-            await client.async_execute_cell(cell, index, store_history=not what)
-        except CellTimeoutError:
-            # what the cell started dies first (a fork bomb's children share the kernel's
-            # sockets and would answer the interrupt), then the kernel is interrupted
-            _kill_strays(kernel_pid(), sandboxed, kernel_pid())
-            await _maybe_await(client.km.interrupt_kernel())
-            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
-                "error", ename="TimeoutError", evalue=f"the cell ran over {cell_timeout} s and "
-                                                      "was interrupted", traceback=[]))
+            await asyncio.wait_for(client.async_execute_cell(cell, index,
+                                                             store_history=not what),
+                                   cell_timeout + GRACE)
+        except (asyncio.TimeoutError, DeadKernelError):
+            if client.timed_out:
+                events.append({"cell": index, "event": f"{what}timeout",
+                               "text": f"ran over {cell_timeout} s; the interrupt did not "
+                                       "stop it"})
+                cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                    "error", ename="TimeoutError", evalue=f"the cell ran over {cell_timeout} "
+                    "s and ignored the interrupt: the kernel was restarted", traceback=[]))
+                await restart(index, "the kernel was restarted after a timeout: the cells "
+                                     "after this one ran in a fresh kernel")
+            else:
+                await restart(index, "the kernel died: the cells after this one ran in a "
+                                     "fresh kernel")
+            return
+        if client.timed_out:
             events.append({"cell": index, "event": f"{what}timeout",
                            "text": f"ran over {cell_timeout} s and was interrupted"})
-            if not await responsive():
-                await restart(index, "the kernel did not stop after the interrupt and was "
-                                     "restarted: the cells after this one ran in a fresh "
-                                     "kernel")
-            return
-        except DeadKernelError:
-            await restart(index, "the kernel died: the cells after this one ran in a "
-                                 "fresh kernel")
-            return
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
+            if output.get("output_type") == "error" and not (
+                    client.timed_out and output.get("ename") == "KeyboardInterrupt"):
                 events.append({"cell": index, "event": f"{what}error",
                                "text": f"{output.get('ename')}: {output.get('evalue')}"[:500]})
 
@@ -283,7 +288,8 @@ def _kill_strays(keep, sandboxed: bool, kernel) -> None:
     """SIGKILL the processes the kernel started (``keep``: a pid spared, the kernel's).
 
     In the sandbox: every process of this user but this one and its ancestors (the sandbox
-    has nothing else). Elsewhere: the other members of the kernel's process group."""
+    has nothing else). Elsewhere: the other members of the kernel's process group. Sweeps
+    until one finds nothing (a fork bomb forks again while it is being killed)."""
     if not os.path.isdir("/proc"):
         return
     spare = _ancestors() | ({keep} if keep else set())
@@ -291,19 +297,28 @@ def _kill_strays(keep, sandboxed: bool, kernel) -> None:
         group = os.getpgid(kernel) if kernel else None
     except OSError:
         group = None
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in spare:
-            continue
-        pid = int(entry)
-        try:
-            if sandboxed:
-                if os.stat(f"/proc/{pid}").st_uid != os.getuid():
-                    continue
-            elif group is None or os.getpgid(pid) != group:
+    for _ in range(100):
+        found = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in spare:
                 continue
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+            pid = int(entry)
+            try:
+                if sandboxed:
+                    if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+                        continue
+                elif group is None or os.getpgid(pid) != group:
+                    continue
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        continue  # a zombie: dead already, waiting for its parent
+                os.kill(pid, signal.SIGKILL)
+                found += 1
+            except OSError:
+                pass
+        if not found:
+            return
+        time.sleep(0.05)
 
 
 async def _maybe_await(value):
