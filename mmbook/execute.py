@@ -232,12 +232,13 @@ def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_
                                    cell_timeout + GRACE)
         except (asyncio.TimeoutError, DeadKernelError):
             if client.timed_out:
+                alive = await _maybe_await(client.km.is_alive())
+                why = "the interrupt did not stop it" if alive else "the kernel died"
                 events.append({"cell": index, "event": f"{what}timeout",
-                               "text": f"ran over {cell_timeout} s; the interrupt did not "
-                                       "stop it"})
+                               "text": f"ran over {cell_timeout} s; {why}"})
                 cell.setdefault("outputs", []).append(nbformat.v4.new_output(
                     "error", ename="TimeoutError", evalue=f"the cell ran over {cell_timeout} "
-                    "s and ignored the interrupt: the kernel was restarted", traceback=[]))
+                    f"s; {why}: the kernel was restarted", traceback=[]))
                 await restart(index, "the kernel was restarted after a timeout: the cells "
                                      "after this one ran in a fresh kernel")
             else:

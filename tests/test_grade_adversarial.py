@@ -143,7 +143,9 @@ def _unguarded(out, honest_path, reference_path) -> dict:
                       "def bomb():\n    global peak\n    while True:\n        try:\n"
                       "            os.fork()\n        except OSError:  # the cap: count, wait\n"
                       "            n = sum(p.isdigit() for p in os.listdir('/proc'))\n"
-                      "            peak = max(peak, n)\n"
+                      "            if n > peak:  # in /tmp: it outlives a kernel restart\n"
+                      "                peak = n\n"
+                      "                open('/tmp/peak', 'w').write(str(peak))\n"
                       "            time.sleep(0.5)\nbomb()"),
         "big-output": "for _ in range(100):\n    print('x' * 1_000_000)",
         "disk-fill": ("for path in ('/out/big', '/tmp/big', 'big', '/dev/shm/big'):\n"
@@ -187,8 +189,8 @@ def tricked_class(tmp_path_factory):
                  "wrong/15_small.ipynb": submission(teacher, {
                      "ex-flops": "lstm_flops = 40 * 4 * 32 * (64 + 32)"}),
                  "renamed/05_training.ipynb": honest_submission(teacher)}
-    count = code("import os\nprint('PEAK', peak, 'NOW', sum(p.isdigit() for p in "
-                 "os.listdir('/proc')), 'END')")
+    count = code("import os\nprint('PEAK', open('/tmp/peak').read(), 'NOW', "
+                 "sum(p.isdigit() for p in os.listdir('/proc')), 'END')")
     for student, src in _tricks(out, honest_path, ref / "15_small.ipynb").items():
         cells = [code(src)] + ([count] if student == "fork-bomb" else [])
         notebooks[f"{student}/15_small.ipynb"] = submission(teacher, extra={"ex-flops": cells})
