@@ -339,6 +339,23 @@ def test_grader_refuses_unsafe_outputs_and_a_missing_sandbox(tmp_path, capsys, m
     assert not (tmp_path / "o").exists()
 
 
+def test_force_replaces_only_the_graders_own_outputs(tmp_path):
+    """--force empties the grader's files of a previous run and nothing else."""
+    from mmbook.grade import _check_out
+
+    out = tmp_path / "grades"
+    (out / "feedback" / "ann").mkdir(parents=True)
+    (out / "grades.csv").write_text("student,total\nann,99\n", encoding="utf-8")
+    (out / "feedback" / "ann" / "15_small.md").write_text("old", encoding="utf-8")
+    (out / "my notes.txt").write_text("the teacher's own file", encoding="utf-8")
+    with pytest.raises(ValueError, match="--force to grade again"):
+        _check_out(out, [tmp_path / "book"], resume=False, force=False)
+    _check_out(out, [tmp_path / "book"], resume=False, force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["my notes.txt"]
+    _check_out(out, [tmp_path / "book"], resume=True, force=False)  # resume keeps all
+    assert (out / "my notes.txt").exists()
+
+
 def test_roster_reads_text_and_csv(tmp_path):
     (tmp_path / "a.txt").write_text("# class 3B\nann\n\nbob\nann\n", encoding="utf-8")
     assert read_roster(tmp_path / "a.txt") == ["ann", "bob"]

@@ -2,9 +2,32 @@
 
 Each student below hands in the starter code (or a wrong answer) plus one trick. Graded in
 one run with honest and wrong classmates, each trick must earn nothing, harm no other
-submission, file or process, and leave grades.csv right. The table at the end of the
-module docstring of tests/test_grade_adversarial.py lists them; the old grader gave full
-marks to most.
+submission, file or process, and leave grades.csv right. Before: the grader of issue 26's
+report (checks in the student's kernel, no sandbox); after: this grader (6 points to earn).
+
+| student | trick | before | after |
+|---|---|---|---|
+| eval | ``eval`` redefined at notebook level | full marks | 0 |
+| print | ``print`` redefined to print a result line | full marks | 0 |
+| reload | ``importlib.reload`` replaced, checkers patched | full marks | 0 |
+| hook | ``pre/post_run_cell`` hooks print results, write answer files | full marks | 0 |
+| feedback | ``Feedback.passed`` patched | full marks | 0 |
+| check-close | ``mmbook.exercises.check_close`` (and ``call_student``) replaced | full marks | 0 |
+| detached | a process writes a result line after the kernel exits | full marks | 0 |
+| overwrite | classmates' notebooks overwritten (found in ``/proc``) | harmed | 0, no harm |
+| append | "always pass" appended to the checker module | all later passed | 0, no harm |
+| rewrite-csv | grades.csv rewritten after the grader exits | grades lost | 0, grades.csv whole |
+| solutions | the teacher's solution cells run from the book | full marks | 0 (no book in sight) |
+| copy-live | a classmate's notebook re-run after every cell | full marks | 0 |
+| processes | processes left running (new session, double fork) | left running | 0, all killed |
+| fork-bomb | ``os.fork()`` in a loop | not tried | 0, capped at 256 processes |
+| big-output | 100 MB printed | not tried | 0, 200 kB kept |
+| disk-fill | 1 GB written to ``/out``, ``/tmp``, the cwd, ``/dev/shm`` | not tried | 0, capped |
+| edited-args | the checker's arguments edited to fit a wrong answer | scored | 0 |
+| edited-points | ``points`` metadata set to 100 | counted | the teacher's 2 |
+| bonus | an added exercise worth 1000 | counted (1300/1300) | ignored |
+| honest | right answers in ``Copy of 15_small.ipynb`` | own metadata (300/300) | 6 |
+| copycat | a classmate's file handed in | not seen | 6, reported as a copy |
 """
 
 from __future__ import annotations
