@@ -78,12 +78,16 @@ chromium:
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) || \
 		{ echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
-# The grader's sandbox (bubblewrap): python -m mmbook.grade refuses to grade without it.
+# The grader's sandbox (bubblewrap): python -m mmbook.grade refuses to grade without it, and
+# the grader's tests (tests/test_grade*.py) fail. Installed with apt-get when run as root.
 sandbox:
-	@command -v bwrap >/dev/null || { echo "installing Debian's bubblewrap for the grader's sandbox"; \
+	@command -v bwrap >/dev/null || { \
+		if [ "$$(id -u)" != 0 ]; then echo "the grader's sandbox needs bubblewrap: run" \
+			"'apt-get install bubblewrap' (or 'make sandbox') as root"; exit 1; fi; \
+		echo "installing Debian's bubblewrap for the grader's sandbox"; \
 		(apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 bubblewrap \
-		>/dev/null) || { echo "could not install bubblewrap: run 'apt-get install bubblewrap'"; \
-		exit 1; }; }
+		>/dev/null) || { echo "could not install bubblewrap with apt-get: install the" \
+		"package bubblewrap (it provides bwrap) by hand"; exit 1; }; }
 
 html-check: setup chromium
 	$(BIN)/python -m pytest tests/rendered --rendered -q
