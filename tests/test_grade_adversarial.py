@@ -21,6 +21,7 @@ report (checks in the student's kernel, no sandbox); after: this grader (6 point
 | copy-live | a classmate's notebook re-run after every cell | full marks | 0 |
 | processes | processes left running (new session, double fork) | left running | 0, all killed |
 | fork-bomb | ``os.fork()`` in a loop | not tried | 0, capped at 256 processes |
+| network | connects to the grading machine (loopback and its address) | not tried | 0, refused |
 | big-output | 100 MB printed | not tried | 0, 200 kB kept |
 | disk-fill | 1 GB written to ``/out``, ``/tmp``, the cwd, ``/dev/shm`` | not tried | 0, capped |
 | edited-args | the checker's arguments edited to fit a wrong answer | scored | 0 |
@@ -33,6 +34,7 @@ report (checks in the student's kernel, no sandbox); after: this grader (6 point
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 
 import nbformat
@@ -66,14 +68,26 @@ HARMFUL = ("overwrite", "append", "rewrite-csv", "solutions", "processes", "fork
            "disk-fill", "detached")
 
 
-def _tricks(out, honest_path, reference_path) -> dict:
-    """``{student: code}`` of the tricks; paths are the host's. The harmful ones start
-    with :data:`GUARD`."""
-    tricks = _unguarded(out, honest_path, reference_path)
+def _host_ip() -> str:
+    """The grading machine's address on its network (loopback when it has none)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 1))  # picks the outgoing interface; sends nothing
+        return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()
+
+
+def _tricks(out, honest_path, reference_path, port) -> dict:
+    """``{student: code}`` of the tricks; paths are the host's; ``port``: a TCP port the
+    grading machine listens on. The harmful ones start with :data:`GUARD`."""
+    tricks = _unguarded(out, honest_path, reference_path, port)
     return {k: (GUARD + v if k in HARMFUL else v) for k, v in tricks.items()}
 
 
-def _unguarded(out, honest_path, reference_path) -> dict:
+def _unguarded(out, honest_path, reference_path, port) -> dict:
     forged = ("'@@MMBOOK-GRADE@@' + json.dumps({l: [True, 'Correct!'] for l in "
               f"{list(LABELS)!r}}})")
     ok = "type('F', (), {'passed': True, 'message': 'ok', '__bool__': lambda s: True})()"
@@ -170,6 +184,12 @@ def _unguarded(out, honest_path, reference_path) -> dict:
                       "                peak = n\n"
                       "                open('/tmp/peak', 'w').write(str(peak))\n"
                       "            time.sleep(0.5)\nbomb()"),
+        "network": ("import socket\n"
+                    f"for host in ('127.0.0.1', {_host_ip()!r}):\n"
+                    "    try:\n"
+                    f"        socket.create_connection((host, {port}), timeout=5).sendall("
+                    "b'stolen answers')\n        print('NET', host, 'reached')\n"
+                    "    except OSError as e:\n        print('NET', host, 'refused', e)"),
         "big-output": "for _ in range(100):\n    print('x' * 1_000_000)",
         "disk-fill": ("for path in ('/out/big', '/tmp/big', 'big', '/dev/shm/big'):\n"
                       "    try:\n        with open(path, 'wb') as f:\n"
@@ -214,7 +234,10 @@ def tricked_class(tmp_path_factory):
                  "renamed/05_training.ipynb": honest_submission(teacher)}
     count = code("import os\nprint('PEAK', open('/tmp/peak').read(), 'NOW', "
                  "sum(p.isdigit() for p in os.listdir('/proc')), 'END')")
-    for student, src in _tricks(out, honest_path, ref / "15_small.ipynb").items():
+    listener = socket.create_server(("0.0.0.0", 0))  # what a student must not reach
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    for student, src in _tricks(out, honest_path, ref / "15_small.ipynb", port).items():
         cells = [code(src)] + ([count] if student == "fork-bomb" else [])
         notebooks[f"{student}/15_small.ipynb"] = submission(teacher, extra={"ex-flops": cells})
     for student, nb in _edited(teacher).items():
@@ -231,14 +254,19 @@ def tricked_class(tmp_path_factory):
     done = grade_cli(subs, "--reference", ref, "--out", out, "--jobs", 2,
                      "--cell-timeout", 20, "--notebook-timeout", 240, timeout=1800)
     seconds = time.monotonic() - start
+    try:
+        reached = listener.accept()[0].recv(100) or b"connected"
+    except BlockingIOError:
+        reached = b""
+    listener.close()
     assert done.returncode == 0, done.stderr[-3000:]
-    return {"out": out, "before": before, "done": done, "seconds": seconds,
+    return {"out": out, "before": before, "done": done, "seconds": seconds, "reached": reached,
             "students": sorted(p.name for p in subs.iterdir())}
 
 
 TRICKS = ["eval", "print", "reload", "hook", "feedback", "check-close", "detached",
           "overwrite", "append", "rewrite-csv", "solutions", "copy-live", "processes",
-          "fork-bomb", "big-output", "disk-fill", "edited-args", "bonus"]
+          "fork-bomb", "network", "big-output", "disk-fill", "edited-args", "bonus"]
 
 
 @pytest.mark.parametrize("student", TRICKS)
@@ -271,6 +299,17 @@ def test_no_file_was_harmed_and_no_process_left(tricked_class):
     assert not processes_with(MARK)
     rows = read_grades(tricked_class["out"] / "grades.csv")
     assert rows and "report" not in rows  # grades.csv is the grader's, whole
+
+
+def test_no_network(tricked_class):
+    assert tricked_class["reached"] == b""  # the grading machine's listener heard nothing
+    executed = {p.parent.name.rsplit("-", 1)[0]: p
+                for p in (tricked_class["out"] / "executed").glob("*/*.ipynb")}
+    nb = nbformat.read(executed["network"], as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    lines = [line for line in printed.splitlines() if line.startswith("NET ")]
+    assert len(lines) == 2 and all(" refused " in line for line in lines), printed
 
 
 def test_limits_held(tricked_class):
