@@ -460,9 +460,13 @@ class Grader:
             if run.error:
                 result["notes"].append(run.error)
             elif not self._finished(files):
-                result["notes"].append(f"the notebook did not finish within "
-                                       f"{self.notebook_timeout:g} s: the exercises after the "
-                                       "point it reached got 0")
+                err = files.get("runner.err", b"").decode("utf-8", "replace").strip()
+                why = err.splitlines()[-1][:200] if err else ""
+                result["notes"].append(
+                    f"the notebook did not finish: it ran past {self.notebook_timeout:g} s, "
+                    "or its run failed (" + (why or "no report: a notebook that fills /out, "
+                                             "where the results go, leaves none")
+                    + "); the exercises after the point it reached got 0")
             events = self._events(files)
             result["notes"] += [f"cell {e.get('cell')}: {str(e.get('text'))[:200]}"
                                 for e in events if e.get("event") in ("restarted", "timeout")]
