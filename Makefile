@@ -27,7 +27,7 @@ EXECUTE := OMP_NUM_THREADS=1 $(BIN)/python -m mmbook.execute book/*.ipynb --jobs
 	--cache $(CACHE) --timeout 1200 --notebook-timeout 2400 --idle-timeout 300
 
 .PHONY: book test setup unit notebooks seeds student html-check lint strip vendor chromium clean \
-	bench gpu-check pdf data under-load
+	bench gpu-check pdf data under-load sandbox
 
 setup: $(STAMP)
 
@@ -67,7 +67,7 @@ book: setup vendor
 # failing cell or assert fails the run), its outputs stored in Jupyter Book's cache so that
 # the book build renders them without executing again (`make book` executes nothing here),
 # the PDF printed, then the rendered checks of the HTML and the PDF.
-test: setup lint
+test: setup lint sandbox
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --doctest-modules mmbook -n $(JOBS) --dist loadfile \
 		--durations=15 -q
 	$(MAKE) notebooks
@@ -113,6 +113,17 @@ chromium:
 		command -v google-chrome >/dev/null || { echo "installing Debian's chromium"; \
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) || \
 		{ echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
+
+# The grader's sandbox (bubblewrap): python -m mmbook.grade refuses to grade without it, and
+# the grader's tests (tests/test_grade*.py) fail. Installed with apt-get when run as root.
+sandbox:
+	@command -v bwrap >/dev/null || { \
+		if [ "$$(id -u)" != 0 ]; then echo "the grader's sandbox needs bubblewrap: run" \
+			"'apt-get install bubblewrap' (or 'make sandbox') as root"; exit 1; fi; \
+		echo "installing Debian's bubblewrap for the grader's sandbox"; \
+		(apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 bubblewrap \
+		>/dev/null) || { echo "could not install bubblewrap with apt-get: install the" \
+		"package bubblewrap (it provides bwrap) by hand"; exit 1; }; }
 
 html-check: setup chromium
 	$(BIN)/python -m pytest tests/rendered --rendered -q

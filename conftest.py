@@ -21,6 +21,9 @@ os.environ.setdefault("MMBOOK_CACHE", str(ROOT / "_build" / "mmbook-cache"))
 def pytest_addoption(parser):
     parser.addoption("--rendered", action="store_true",
                      help="run the rendered-HTML checks (needs `make book` first)")
+    parser.addoption("--grade-full-chapters", action="store_true",
+                     help="tests/test_grade_chapters.py grades whole chapters, not the cells "
+                          "their exercises need (about 25 minutes)")
     parser.addoption("--seeds", action="store_true",
                      help="run the chapters with learned comparisons under other seeds "
                           "(tests/test_seeds.py, several minutes)")

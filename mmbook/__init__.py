@@ -36,6 +36,7 @@ _SUBMODULES = (
     "exercises",
     "examples",
     "execute",
+    "sandbox",
     "grade",
 )
 

@@ -21,6 +21,16 @@
   exits, and a child whose parent is gone (even killed with ``SIGKILL``) kills its own
   group: nothing it started goes on running.
 
+The grader (:mod:`mmbook.grade`) runs the same child, :func:`execute_in_process`, inside its
+sandbox (:mod:`mmbook.sandbox`, built with :func:`runner_command`), in the *cell by cell*
+mode that ``after_cells`` or ``output_limit`` turns on: each cell runs on its own (a cell past
+``cell_timeout`` is interrupted (the processes it started are killed first), and a kernel
+that ignores the interrupt or dies is restarted, with an event saying so, so the cells
+after it still run), the code given for
+a cell in ``after_cells`` runs in the kernel right after that cell (the grader dumps each
+exercise's answers there, as the student's namespace stands at that cell), each cell keeps
+at most ``output_limit`` bytes of output, and execution stops after ``stop_after``.
+
 :func:`store_in_cache` stores executed notebooks where Jupyter Book's
 ``execute_notebooks: cache`` finds them, keyed as Jupyter Book keys them, so that the book
 build renders those outputs instead of executing the notebooks again. Each record also
@@ -53,8 +63,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NotebookRun", "execute_in_process", "run_notebook", "run_notebooks",
-           "store_in_cache", "cache_context", "cached_record", "is_current", "main"]
+__all__ = ["NotebookRun", "execute_in_process", "runner_command", "run_notebook",
+           "run_notebooks", "store_in_cache", "cache_context", "cached_record", "is_current",
+           "main"]
 
 STALL = "the notebook ran over"
 IDLE = "the notebook stalled"
@@ -89,7 +100,9 @@ class NotebookRun:
 
 
 def execute_in_process(path: str, out: str, cell_timeout: int = 600,
-                       allow_errors: bool = False, cwd: str | None = None) -> dict:
+                       allow_errors: bool = False, cwd: str | None = None,
+                       after_cells: dict | None = None, output_limit: int | None = None,
+                       stop_after: int | None = None, sandboxed: bool = False) -> dict:
     """Execute ``path`` with nbclient in this process; write the executed notebook to ``out``.
 
     Args:
@@ -99,29 +112,271 @@ def execute_in_process(path: str, out: str, cell_timeout: int = 600,
         allow_errors: go on after a failing cell (its error is in the outputs; a cell past
             its time is interrupted) instead of stopping at the first.
         cwd: the kernel's working directory; default the notebook's folder.
+        after_cells: ``{cell index: code}``: code run in the kernel right after that cell
+            (not stored in the notebook). Turns on the cell by cell mode (module docstring),
+            which implies ``allow_errors``.
+        output_limit: bytes of output kept per cell (the rest is dropped, with a note);
+            also turns on the cell by cell mode.
+        stop_after: in the cell by cell mode, the last cell index to run.
+        sandboxed: this process is alone in a sandbox with the kernel (mmbook.sandbox): a
+            cell past its time, or a kernel restart, kills every other process of this
+            user (else only those in the kernel's process group).
 
     Returns:
-        ``{"seconds": float, "error": str | None}``.
+        ``{"seconds": float, "error": str | None}``, and in the cell by cell mode
+        ``"events"``: ``[{"cell": i, "event": "error" | "timeout" | "restarted" |
+        "after-cell timeout", "text": str}]``.
     """
     import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    if after_cells is None and output_limit is None:
+        error = _execute_whole(nb, path, cell_timeout, allow_errors, cwd)
+        result = {"error": error}
+    else:
+        events = _execute_cells(nb, path, cell_timeout, cwd, after_cells or {}, output_limit,
+                                stop_after, sandboxed)
+        result = {"error": None, "events": events}
+    result["seconds"] = time.perf_counter() - start
+    nbformat.write(nb, out)
+    return result
+
+
+def _execute_whole(nb, path, cell_timeout, allow_errors, cwd) -> str | None:
+    """nbclient's own loop over the cells (``make notebooks``, ``make seeds``)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                             allow_errors=allow_errors, interrupt_on_timeout=allow_errors,
                             resources={"metadata": {"path": cwd or str(Path(path).parent)}})
-    start = time.perf_counter()
-    error = None
     try:
         client.execute()
     except CellExecutionError as err:
-        error = str(err)[-3000:]
+        return str(err)[-3000:]
     except Exception as err:  # a dead kernel, a cell timeout
-        error = f"{type(err).__name__}: {err}"[-3000:]
-    seconds = time.perf_counter() - start
-    nbformat.write(nb, out)
-    return {"seconds": seconds, "error": error}
+        return f"{type(err).__name__}: {err}"[-3000:]
+    return None
+
+
+GRACE = 30  # seconds an interrupted cell has to stop before its kernel is restarted
+
+
+def _capped_client(nb, output_limit: int | None, on_timeout=None, **kwargs):
+    """A NotebookClient that keeps at most ``output_limit`` bytes of output per cell, and
+    calls ``on_timeout()`` when a cell runs past its time, before nbclient interrupts the
+    kernel (``timed_out`` then says so until the next cell)."""
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            if output_limit is None:
+                return super().output(outs, msg, display_id, cell_index)
+            # bytes used so far by this output list (kept alive, so that its id is unique)
+            _, used = self._mmbook_used.get(id(outs), (outs, 0))
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            self._mmbook_used[id(outs)] = (outs, used + size)
+            if used + size <= output_limit:
+                return super().output(outs, msg, display_id, cell_index)
+            if used <= output_limit:  # the first output past the cap: say so, once
+                outs.append(nbformat_output(f"[output past {output_limit} bytes dropped]\n"))
+            return None
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            self.timed_out = True
+            if on_timeout is not None:
+                on_timeout()
+            return await super()._async_handle_timeout(timeout, cell)
+
+    client = CappedClient(nb, **kwargs)
+    client._mmbook_used, client.timed_out = {}, False
+    return client
+
+
+def nbformat_output(text: str):
+    """A stderr stream output holding ``text``."""
+    import nbformat
+
+    return nbformat.v4.new_output("stream", name="stderr", text=text)
+
+
+def _execute_cells(nb, path, cell_timeout, cwd, after_cells, output_limit, stop_after,
+                   sandboxed=False) -> list:
+    """The cell by cell mode (module docstring); returns the events."""
+    import asyncio
+
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+
+    # iopub_timeout: under heavy load a cell's last outputs can arrive seconds after its
+    # reply; nbclient's default (4 s) then drops them. on_timeout: what the cell started
+    # dies before the interrupt (a fork bomb's children share the kernel's process group
+    # and its sockets: interrupted with it, they would answer in its place)
+    client = _capped_client(nb, output_limit, timeout=cell_timeout, kernel_name="python3",
+                            allow_errors=True, interrupt_on_timeout=True, iopub_timeout=60,
+                            on_timeout=lambda: _kill_strays(kernel_pid(), sandboxed,
+                                                            kernel_pid()),
+                            resources={"metadata": {"path": cwd or str(Path(path).parent)}})
+    events = []
+    last = len(nb.cells) - 1 if stop_after is None else min(stop_after, len(nb.cells) - 1)
+
+    def kernel_pid():
+        return getattr(getattr(client.km, "provisioner", None), "pid", None)
+
+    class Stop(Exception):
+        """The kernel could not be restarted: the notebook stops there."""
+
+    async def restart(index, why):
+        events.append({"cell": index, "event": "restarted", "text": why})
+        _kill_strays(kernel_pid(), sandboxed, kernel_pid())  # then the kernel, by its manager
+        try:
+            await asyncio.wait_for(_maybe_await(client.km.restart_kernel(now=True)), 120)
+            client.kc.stop_channels()  # a new client: the old one's sockets may be stale
+            await client.async_start_new_kernel_client()
+        except Exception as err:
+            events.append({"cell": index, "event": "stopped", "text": "the kernel could not "
+                           f"be restarted ({type(err).__name__}): the notebook stopped here"})
+            raise Stop() from err
+
+    async def run_one(cell, index, what):
+        """Run one cell (``what``: "" for the notebook's own, "after-cell " for the extra).
+
+        Past ``cell_timeout`` nbclient interrupts the kernel and waits for the interrupted
+        cell's reply; a kernel that does not stop within GRACE seconds, or dies, is
+        restarted."""
+        client.timed_out = False
+        try:
+            await asyncio.wait_for(client.async_execute_cell(cell, index,
+                                                             store_history=not what),
+                                   cell_timeout + GRACE)
+        except (asyncio.TimeoutError, DeadKernelError):
+            if client.timed_out:
+                alive = await _maybe_await(client.km.is_alive())
+                why = "the interrupt did not stop it" if alive else "the kernel died"
+                events.append({"cell": index, "event": f"{what}timeout",
+                               "text": f"ran over {cell_timeout} s; {why}"})
+                cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                    "error", ename="TimeoutError", evalue=f"the cell ran over {cell_timeout} "
+                    f"s; {why}: the kernel was restarted", traceback=[]))
+                await restart(index, "the kernel was restarted after a timeout: the cells "
+                                     "after this one ran in a fresh kernel")
+            else:
+                await restart(index, "the kernel died: the cells after this one ran in a "
+                                     "fresh kernel")
+            return
+        if client.timed_out:
+            events.append({"cell": index, "event": f"{what}timeout",
+                           "text": f"ran over {cell_timeout} s and was interrupted"})
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and not (
+                    client.timed_out and output.get("ename") == "KeyboardInterrupt"):
+                events.append({"cell": index, "event": f"{what}error",
+                               "text": f"{output.get('ename')}: {output.get('evalue')}"[:500]})
+
+    async def run_all():
+        async with client.async_setup_kernel():
+            for index, cell in enumerate(nb.cells[:last + 1]):
+                try:
+                    if cell.cell_type == "code":
+                        await run_one(cell, index, "")
+                    if index in after_cells:  # run as a cell of its own past the end
+                        nb.cells.append(nbformat.v4.new_code_cell(after_cells[index]))
+                        try:
+                            await run_one(nb.cells[-1], len(nb.cells) - 1, "after-cell ")
+                        finally:
+                            nb.cells.pop()
+                except Stop:
+                    return
+
+    asyncio.run(run_all())
+    return events
+
+
+def _ancestors() -> set:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def _kill_strays(keep, sandboxed: bool, kernel) -> None:
+    """SIGKILL the processes the kernel started (``keep``: a pid spared, the kernel's).
+
+    In the sandbox: every process of this user but this one and its ancestors (the sandbox
+    has nothing else). Elsewhere: the other members of the kernel's process group. Sweeps
+    until one finds nothing (a fork bomb forks again while it is being killed)."""
+    if not os.path.isdir("/proc"):
+        return
+    spare = _ancestors() | ({keep} if keep else set())
+    try:
+        group = os.getpgid(kernel) if kernel else None
+    except OSError:
+        group = None
+    for _ in range(100):
+        found = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in spare:
+                continue
+            pid = int(entry)
+            try:
+                if sandboxed:
+                    if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+                        continue
+                elif group is None or os.getpgid(pid) != group:
+                    continue
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        continue  # a zombie: dead already, waiting for its parent
+                os.kill(pid, signal.SIGKILL)
+                found += 1
+            except OSError:
+                pass
+        if not found:
+            return
+        time.sleep(0.05)
+
+
+async def _maybe_await(value):
+    import inspect
+
+    return await value if inspect.isawaitable(value) else value
+
+
+def runner_command(path, write, *, cell_timeout: int, allow_errors: bool = False, cwd=None,
+                   after_cells_file=None, output_limit: int | None = None,
+                   stop_after: int | None = None, sandboxed: bool = False,
+                   python: str = sys.executable) -> list:
+    """The command line of the child that :func:`run_notebook` starts (the grader starts
+    it inside its sandbox): it runs :func:`execute_in_process` and prints its result as
+    one JSON line.
+
+    Args:
+        path, write: the notebook, and where the executed copy goes.
+        after_cells_file: a JSON file ``{"cell index": code}`` (see
+            :func:`execute_in_process`).
+        python: the interpreter that runs the child.
+    """
+    command = [python, "-m", "mmbook.execute", "--one", str(path), "--write", str(write),
+               "--timeout", str(cell_timeout)]
+    if allow_errors:
+        command.append("--allow-errors")
+    if cwd is not None:
+        command += ["--cwd", str(cwd)]
+    if after_cells_file is not None:
+        command += ["--after-cells", str(after_cells_file)]
+    if output_limit is not None:
+        command += ["--output-limit", str(output_limit)]
+    if stop_after is not None:
+        command += ["--stop-after", str(stop_after)]
+    if sandboxed:
+        command.append("--sandboxed")
+    return command
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -197,12 +452,8 @@ def _run_once(path: str, out: Path, *, cell_timeout: int, notebook_timeout: floa
               allow_errors: bool, env: dict | None, cwd: str | None,
               command_prefix: Sequence[str],
               idle_timeout: float | None = None) -> tuple[float, str | None]:
-    command = [*command_prefix, sys.executable, "-m", "mmbook.execute", "--one", str(path),
-               "--write", str(out), "--timeout", str(cell_timeout)]
-    if allow_errors:
-        command.append("--allow-errors")
-    if cwd is not None:
-        command += ["--cwd", str(cwd)]
+    command = [*command_prefix, *runner_command(path, out, cell_timeout=cell_timeout,
+                                                allow_errors=allow_errors, cwd=cwd)]
     full_env = {**os.environ, **(env or {})}
     start = time.perf_counter()
     with _LIVE_LOCK:
@@ -423,11 +674,21 @@ def main(argv=None) -> int:
     parser.add_argument("--write", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--allow-errors", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cwd", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--after-cells", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--output-limit", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--sandboxed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         _die_with_parent()
+        after = None
+        if args.after_cells:
+            with open(args.after_cells, encoding="utf-8") as f:
+                after = {int(k): v for k, v in json.load(f).items()}
         print(json.dumps(execute_in_process(args.one, args.write, args.timeout,
-                                            args.allow_errors, args.cwd)), flush=True)
+                                            args.allow_errors, args.cwd, after,
+                                            args.output_limit, args.stop_after,
+                                            args.sandboxed)), flush=True)
         return 0
     start, context = time.perf_counter(), cache_context()
     todo = list(args.notebooks)

@@ -25,7 +25,7 @@ def test_recall_checker():
         "number of hits": lambda s, k: _recall(s, k, count=True),
         "off-by-one": lambda s, k: _recall(s, k, shift=1),
         "recall@(k-1)": lambda s, k: _recall(s, max(k - 1, 1)),
-        "should be": lambda s, k: _recall(s, k) + 0.01,
+        "not the fraction of queries": lambda s, k: _recall(s, k) + 0.01,
         "raised": lambda s, k: 1 / 0,
         "one number": lambda s, k: "high",
     }
@@ -71,7 +71,7 @@ def test_chance_recall_checker():
         "ONE relevant": lambda G, R, k: k / G,
         "counts a query twice": lambda G, R, k: R * k / G,
         "WITH replacement": lambda G, R, k: 1 - (1 - R / G) ** k,
-        "the answer is": lambda G, R, k: 0.123,
+        "not the chance recall": lambda G, R, k: 0.123,
         "returned None": lambda G, R, k: None,  # pending
     }
     for needle, fn in cases.items():

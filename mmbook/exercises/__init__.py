@@ -4,10 +4,21 @@ A checker returns a :class:`Feedback`: it renders green when the answer is right
 when it is wrong (saying what is wrong), and neutral grey while no answer has been given
 yet (a starter cell that still returns ``None``); it is truthy only when the answer is
 right, so a test can ``assert check(...)``.
+
+**Writing a checker so that the grader can use it** (``python -m mmbook.grade``, see
+:mod:`mmbook.exercises.grading` for why): call the student's function only through
+:func:`call_student` (a probe function passed in its place computes anything more, such as
+a gradient); be deterministic, with random inputs from generators seeded with constants
+(``torch.Generator().manual_seed(k)``, ``torch.manual_seed(k)``,
+``numpy.random.default_rng(k)``: the grader shifts these seeds for its hidden inputs); in
+the starter cell's call, write the fixed arguments as literals (``n=28``) and the
+student's answers as names. Messages name the mistake and never print the expected value.
+Then a new checker is graded with no change to the grader.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 
 import torch
@@ -61,13 +72,19 @@ def pending(what: str = "your answer") -> Feedback:
                            "again.", pending=True)
 
 
+# The grader's session (mmbook.exercises.grading): None in the book; a recorder in the
+# student's kernel while grading; a replayer in the grader's own process.
+_SESSION: contextvars.ContextVar = contextvars.ContextVar("mmbook_grading", default=None)
+
+
+# what torch and numpy say on a broadcasting mistake
 _BROADCAST = ("must match the size of tensor", "size mismatch", "shape mismatch",
-              "cannot be broadcast", "operands could not be broadcast")
+              "cannot be broadcast", "operands could not be broadcast", "The expanded size")
 
 
-def _shape_hint(err: Exception) -> str:
+def _shape_hint(message: str) -> str:
     """A hint for the usual cause of a broadcasting error in a reader's code."""
-    if not any(words in str(err) for words in _BROADCAST):
+    if not any(words in message for words in _BROADCAST):
         return ""
     return (". A reduction over one axis (sum, mean, max, logsumexp) without "
             "keepdim=True drops that axis: (N, C).sum(dim=1) has shape (N,), which does "
@@ -77,25 +94,33 @@ def _shape_hint(err: Exception) -> str:
 def call_student(fn, *args, name: str = "your function"):
     """Call the reader's function on ``args``.
 
+    Checkers call the student's function through here only: the grader records these
+    calls in the student's kernel and replays them in its own process.
+
     Returns:
         ``(result, None)``, or ``(None, Feedback)`` saying what it raised (a checker
         reports the reader's exception instead of crashing the notebook; a broadcasting
         error gets the usual cause, a reduction without ``keepdim``), or a pending
         Feedback when it returned ``None`` (the starter as given).
     """
-    try:
-        out = fn(*args)
-    except Exception as err:  # the reader's code raised: say what
-        return None, Feedback(False, f"{name} raised {type(err).__name__}: {err}"
-                                     f"{_shape_hint(err)}", error=err)
+    session, raised = _SESSION.get(), None
+    if session is not None and session.replaying:
+        kind, out = session.replay(args)
+    else:
+        entry = session.begin(args) if session is not None else None
+        try:
+            kind, out = "value", fn(*args)
+        except Exception as err:  # the reader's code raised: say what
+            kind, out, raised = "raised", f"{type(err).__name__}: {err}", err
+        if entry is not None:
+            session.end(entry, kind, out)
+    if kind == "raised":  # replayed: the exception rebuilt from its recorded text
+        error = raised if raised is not None else _rebuilt_exception(out)
+        return None, Feedback(False, f"{name} raised {out}{_shape_hint(out)}", error=error)
     if out is None:  # the starter as given (or a forgotten return): not a wrong answer yet
         return None, Feedback(False, f"{name} returned None: write its body (and return "
                                      "the result), then run the cell again.", pending=True)
     return out, None
-
-
-_BROADCAST_ERRORS = ("must match the size of tensor", "cannot be broadcast",
-                     "The expanded size")
 
 
 def shape_error_hint(fail: Feedback, hint: str) -> Feedback:
@@ -113,17 +138,30 @@ def shape_error_hint(fail: Feedback, hint: str) -> Feedback:
         your function has a shape mistake (RuntimeError: The size of tensor a (2) must ...
     """
     err = fail.error
-    if not isinstance(err, RuntimeError) or not any(s in str(err) for s in _BROADCAST_ERRORS):
+    if not isinstance(err, RuntimeError) or not any(s in str(err) for s in _BROADCAST):
         return fail
     return Feedback(False, f"{fail.message.split(' raised ')[0]} has a shape mistake "
                            f"({type(err).__name__}: {err}). {hint}", error=err)
 
 
+def _rebuilt_exception(text: str) -> Exception:
+    """``"RuntimeError: msg"`` (what the grader recorded) back as ``RuntimeError("msg")``; an
+    exception type that is not a builtin comes back as ``Exception(text)``."""
+    import builtins
+
+    kind, _, message = text.partition(": ")
+    cls = getattr(builtins, kind, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls(message)
+    return Exception(text)
+
+
 def check_equal(name: str, got, expected, hint: str = "") -> Feedback:
-    """Exact comparison of plain values (ints, strings, tuples)."""
+    """Exact comparison of plain values (ints, strings, tuples); the message says what the
+    answer is, never what it should be."""
     if got == expected:
         return Feedback(True, f"{name} = {got!r}.")
-    return Feedback(False, f"{name} should be {expected!r}, you gave {got!r}. {hint}".strip())
+    return Feedback(False, f"{name} is not {got!r}. {hint}".strip())
 
 
 def check_close(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5,

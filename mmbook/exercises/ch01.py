@@ -6,9 +6,16 @@ import torch
 
 from . import Feedback, call_student, check_close
 
-__all__ = ["check_early_fusion", "check_interaction_kinds"]
+__all__ = ["check_early_fusion", "check_interaction_kinds", "mystery_kinds"]
 
 _KINDS = ("redundancy", "uniqueness", "synergy")
+
+
+def mystery_kinds() -> dict:
+    """The kind of each of the exercise's mystery data sets A, B, C (the answer key: the
+    chapter builds the data sets from it without printing it; a reader who calls this
+    reads the answer instead of the table)."""
+    return dict(zip("ABC", (_KINDS[1], _KINDS[2], _KINDS[0])))
 
 
 def check_early_fusion(fn) -> Feedback:
@@ -22,8 +29,10 @@ def check_early_fusion(fn) -> Feedback:
                        hint="each row should be [x1 row, x2 row]: torch.cat([x1, x2], dim=1)")
 
 
-def check_interaction_kinds(answer: dict, truth: dict) -> Feedback:
-    """Check a mapping ``{data set name: kind}`` against the true kinds."""
+def check_interaction_kinds(answer: dict, truth: dict | None = None) -> Feedback:
+    """Check a mapping ``{data set name: kind}`` against the true kinds (default: the
+    chapter's mystery data sets, :func:`mystery_kinds`)."""
+    truth = mystery_kinds() if truth is None else truth
     if not isinstance(answer, dict):
         return Feedback(False, f"answer must be a dict {{name: kind}}, got {type(answer).__name__}")
     if any(v in ("...", "", None) for v in answer.values()):

@@ -177,7 +177,7 @@ def check_components_for_variance(fn, share: float = 0.8) -> Feedback:
     ]
     for value, why in slips:
         if value == k:
-            return Feedback(False, f"k = {k}, expected {want}: {why}.")
-    return Feedback(False, f"k = {k}, expected {want}. Centre x, take the eigenvalues of its "
+            return Feedback(False, f"k = {k} is not the answer: {why}.")
+    return Feedback(False, f"k = {k} is not the answer. Centre x, take the eigenvalues of its "
                            "covariance, largest first, and find the first k whose cumulative "
                            f"share reaches {share}.")

@@ -58,15 +58,15 @@ def check_lstm_num_params(num_params) -> Feedback:
         if got == want:
             continue
         if got == 4 * (H * D + H * H + H):
-            return Feedback(False, f"for D={D}, H={H} you gave {got}, torch gives {want}: "
+            return Feedback(False, f"for D={D}, H={H} you gave {got}, not torch's count: "
                                    "torch keeps two bias vectors per gate, b_x and b_h")
         if got == H * D + H * H + 2 * H or got == H * D + H * H + H:
-            return Feedback(False, f"for D={D}, H={H} you gave {got}, torch gives {want}: "
+            return Feedback(False, f"for D={D}, H={H} you gave {got}, not torch's count: "
                                    "you counted one gate; an LSTM has four (i, f, g, o)")
         if got == 4 * (H * D + H * H):
-            return Feedback(False, f"for D={D}, H={H} you gave {got}, torch gives {want}: "
+            return Feedback(False, f"for D={D}, H={H} you gave {got}, not torch's count: "
                                    "the biases are missing")
-        return Feedback(False, f"for D={D}, H={H} you gave {got!r}, torch gives {want}. "
+        return Feedback(False, f"for D={D}, H={H} you gave {got!r}, not torch's count. "
                                "Count, per gate, W_x (H x D), W_h (H x H) and the biases")
     return Feedback(True, "4 (H D + H^2 + 2 H): four gates, each with W_x, W_h and two biases.")
 

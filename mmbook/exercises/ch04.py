@@ -61,7 +61,7 @@ def check_output_size(answer, n: int, kernel: int, stride: int = 1, padding: int
                            "Use (n + 2p - k) // s + 1.")
     either = ". Or: ".join(s[0].upper() + s[1:] for s in slips)
     both = " (this value has two possible causes)" if len(slips) > 1 else ""
-    return Feedback(False, f"{answer} is not {expected}{both}. {either}.")
+    return Feedback(False, f"{answer} is not the output size{both}. {either}.")
 
 
 def check_conv_single(fn, seed: int = 0) -> Feedback:

@@ -67,10 +67,14 @@ def check_momentum_step(fn, seed: int = 0, steps: int = 3) -> Feedback:
         p.grad = grad.clone()
         opt.step()
         before = (theta.clone(), buf)
+        out, fail = call_student(fn, theta, grad, buf, 0.1, 0.9, name=f"step {t}: your function")
+        if fail is not None:
+            return fail
         try:
-            theta, buf = fn(theta, grad, buf, 0.1, 0.9)
-        except Exception as err:
-            return Feedback(False, f"step {t}: your function raised {type(err).__name__}: {err}")
+            theta, buf = out
+        except (TypeError, ValueError):
+            return Feedback(False, f"step {t}: return the pair (theta, buf), got "
+                                   f"{type(out).__name__}")
         if t == 1 and buf is None and torch.equal(torch.as_tensor(theta), before[0]):
             return Feedback(False, "momentum_step returns theta and buf unchanged (the starter "
                                    "as given): write the update, then run the cell again.",

@@ -58,8 +58,8 @@ def check_recall_at_k(fn) -> Feedback:
     for message, values in mistakes.items():
         if all(abs(a - b) < 1e-6 for a, b in zip(got, values)):
             return Feedback(False, message)
-    return Feedback(False, f"recall@(1, 3, 5) should be {[round(w, 4) for w in want]}, you "
-                           f"gave {[round(g, 4) for g in got]}")
+    return Feedback(False, f"you gave recall@(1, 3, 5) = {[round(g, 4) for g in got]}, not "
+                           "the fraction of queries whose match is in the top k")
 
 
 def _missing_keepdim(fn, tau: float) -> str:
@@ -150,6 +150,6 @@ def check_chance_recall(fn) -> Feedback:
         if abs(got - (1 - (1 - R / G) ** k)) < 1e-9:
             return Feedback(False, "close: (1 - R/G)^k draws the top k WITH replacement; the k "
                                    "items are distinct, so P(none relevant) = C(G-R, k) / C(G, k)")
-        return Feedback(False, f"for G={G}, R={R}, k={k} the answer is {want:.4f}, you gave "
-                               f"{got:.4f}")
+        return Feedback(False, f"for G={G}, R={R}, k={k} you gave {got:.4f}, which is not "
+                               "the chance recall: 1 - P(no relevant item in the top k)")
     return Feedback(True, "1 - C(G-R, k)/C(G, k): right for all three cases.")

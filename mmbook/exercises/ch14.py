@@ -56,31 +56,48 @@ def _sym(A: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return s[:, None] * A * s[None, :]
 
 
+def _reversal_probe(fn):
+    """``fn``'s forward output and the gradient ``w`` sends back through it to ``x``, as
+    plain data (so that the grader can record it: see mmbook.exercises.grading)."""
+    def probe(x, lambda_, w):
+        out = fn(x, lambda_)
+        if not isinstance(out, torch.Tensor):
+            return {"type": type(out).__name__}
+        result = {"out": out.detach(), "requires_grad": out.requires_grad}
+        if out.requires_grad and out.shape == x.shape:
+            try:
+                result["grad"] = torch.autograd.grad((out * w).sum(), x)[0]
+            except RuntimeError as err:
+                result["error"] = str(err)
+        return result
+    return probe
+
+
 def check_gradient_reversal(fn) -> Feedback:
     """Check ``fn(x, lambda_)``: identity forward, gradient times -lambda_ backward."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 3, generator=g, requires_grad=True)
     w = torch.randn(4, 3, generator=g)
-    out, fail = call_student(fn, x, 0.5, name="your gradient reversal")
+    probed, fail = call_student(_reversal_probe(fn), x, 0.5, w, name="your gradient reversal")
     if fail is not None:
         return fail
-    if not isinstance(out, torch.Tensor):
-        return Feedback(False, f"it must return a tensor, got {type(out).__name__}")
+    if "type" in probed:
+        return Feedback(False, f"it must return a tensor, got {probed['type']}")
+    out = probed["out"]
     if out.shape != x.shape or not torch.allclose(out, x):
         if out.shape == x.shape and torch.allclose(out, -0.5 * x):
             return Feedback(False, "the forward pass must be the identity: reverse only the "
                                    "gradient, in backward")
         return Feedback(False, "the forward pass must return x unchanged")
-    if not out.requires_grad:
+    if not probed["requires_grad"]:
         return Feedback(False, "the output is cut from the graph (detached): no gradient "
                                "reaches x. Write a torch.autograd.Function")
-    try:
-        (grad,) = torch.autograd.grad((out * w).sum(), x)
-    except RuntimeError as err:
-        if "number of gradients" in str(err):
+    if "error" in probed:
+        if "number of gradients" in probed["error"]:
             return Feedback(False, "backward must return one gradient per input of forward: "
                                    "(-lambda_ * grad_output, None), None for lambda_")
-        return Feedback(False, f"the backward pass raised RuntimeError: {err}")
+        return Feedback(False, f"the backward pass raised RuntimeError: {probed['error']}")
+    grad = probed["grad"]
     if torch.allclose(grad, w):
         return Feedback(False, "the gradient passes unchanged: backward must return "
                                "-lambda_ * grad_output")

@@ -38,7 +38,7 @@ def check_lstm_flops(answer, input_size: int = 64, hidden_size: int = 32,
         return Feedback(True, f"{answer:,} FLOPs, as FlopCounterMode counts on LSTMScratch.")
     if answer in slips:
         return Feedback(False, slips[answer])
-    return Feedback(False, f"expected {want:,}, you gave {answer:,}: per frame 4 gates of size "
+    return Feedback(False, f"{answer:,} is not the count: per frame 4 gates of size "
                            f"H, each a product with [x_t; h_(t-1)], 2 FLOPs per multiply-add")
 
 
