@@ -457,6 +457,28 @@ class CoAttention(nn.Module):
         q_hat = (a_q.unsqueeze(-1) * q).sum(1)  # (N, D_q)
         return q_hat, v_hat, a_q, a_v, C
 
+    @torch.no_grad()
+    def word_attention(self, q, v, mask_q=None, mask_v=None) -> torch.Tensor:
+        r"""Where each element of ``q`` alone would send the attention over ``v``.
+
+        .. math:: a^{v(l)} = \mathrm{softmax}_s\big(w_{hv}^\top
+                  \tanh(W_v v_s + C_{ls} W_q q_l)\big)
+
+        :math:`a^v` with the sum over the words reduced to word :math:`l`: a map per
+        word (the explorer's "word" maps) that reads what each word contributes;
+        :math:`a^v` itself comes from all the words together.
+
+        Shape:
+            - q, v, masks: as :meth:`forward`
+            - output: :math:`(N, L, S)`, zero rows for masked words
+        """
+        C = self.affinity(q, v, mask_q, mask_v)  # (N, L, S)
+        Wq_q, Wv_v = self.W_q(q), self.W_v(v)  # (N, L, k), (N, S, k)
+        H = torch.tanh(Wv_v[:, None] + C[..., None] * Wq_q[:, :, None])  # (N, L, S, k)
+        mask = None if mask_v is None else mask_v[:, None, :]
+        a = masked_softmax(self.w_hv(H).squeeze(-1), mask, dim=-1)  # (N, L, S)
+        return a if mask_q is None else a * mask_q[..., None].to(a.dtype)
+
     def extra_repr(self) -> str:
         return f"dim_q={self.dim_q}, dim_v={self.dim_v}, hidden_size={self.hidden_size}"
 

@@ -357,11 +357,31 @@ class CoAttentionVQA(nn.Module):
                              num_answers)
         self.last_weights = self.last_word_weights = self.last_affinity = None
 
-    def forward(self, features, ids, lengths) -> torch.Tensor:
+    def _inputs(self, features, ids, lengths):
+        """Word vectors, mask, sentence vector and region vectors."""
         _check_features(features, self.in_channels, self.grid_size)
         words, mask, q = _question_states(self.question, ids, lengths)  # (N, L, H), (N, L)
         cells = features.flatten(2).transpose(1, 2)  # (N, G*G, C)
         r = self.regions(torch.cat([cells, self.coords.expand(len(cells), -1, -1)], -1))
+        return words, mask, q, r  # r: (N, G*G, D)
+
+    @torch.no_grad()
+    def attention_maps(self, features, ids, lengths) -> dict:
+        """Everything the attention explorer shows, for a batch of questions.
+
+        Returns:
+            ``{"question": a^v (N, G^2), "words": each word's own map (N, L, G^2)
+            (:meth:`~mmbook.attention.CoAttention.word_attention`), "word_weights": a^q
+            (N, L), "probs": answer probabilities (N, num_answers)}``
+        """
+        words, mask, _, r = self._inputs(features, ids, lengths)
+        probs = torch.softmax(self(features, ids, lengths), dim=-1)
+        return {"question": self.last_weights, "word_weights": self.last_word_weights,
+                "words": self.coattention.word_attention(words, r, mask_q=mask),
+                "probs": probs}
+
+    def forward(self, features, ids, lengths) -> torch.Tensor:
+        words, mask, q, r = self._inputs(features, ids, lengths)
         q_hat, v_hat, a_q, a_v, C = self.coattention(words, r, mask_q=mask)
         self.last_weights, self.last_word_weights = a_v.detach(), a_q.detach()
         self.last_affinity = C.detach()  # (N, L, G*G)
