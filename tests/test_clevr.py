@@ -12,6 +12,7 @@ from mmbook.data import (
     CLEVR_SHAPES,
     QUESTION_TYPES,
     caption_facts,
+    colour_blind_answer,
     make_sort_of_clevr,
 )
 from mmbook.data.clevr import MIN_IMAGE_SIZE
@@ -61,6 +62,27 @@ def test_every_answer_recomputed_from_the_scene(ds):
         assert color in ds.questions[i]
         assert ds.answers[i] == _answer(scene, qtype, color, 32), i
         assert ds.kinds[i] == QUESTION_TYPES[qtype]
+
+
+def test_colour_blind_rule_is_right_exactly_when_the_object_has_the_majority_shape(ds):
+    """The rule answers for a majority-shape object: right on "shape" and "count" exactly
+    when the named object has it (or on a 3-3 tie for count), whatever the colour."""
+    for i in range(len(ds)):
+        scene, qtype, color = ds.scenes[ds.image_index[i]], ds.types[i], ds.colors[i]
+        got = colour_blind_answer(scene, qtype, default="no")  # it is never told the colour
+        shapes = [o["shape"] for o in scene]
+        n_sq = shapes.count("square")
+        named = next(o["shape"] for o in scene if o["color"] == color)
+        majority_named = shapes.count(named) > 3
+        if qtype == "shape":
+            assert (got == ds.answers[i]) == (majority_named or (n_sq == 3 and
+                                                                 named == CLEVR_SHAPES[0]))
+        elif qtype == "count":
+            assert (got == ds.answers[i]) == (majority_named or n_sq == 3)
+        elif qtype in ("left", "top"):
+            assert got == "no"
+        else:
+            assert got in CLEVR_SHAPES and shapes.count(got) >= 3
 
 
 def test_every_caption_recomputed_and_true(ds):

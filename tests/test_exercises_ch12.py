@@ -3,6 +3,8 @@
 import math
 import re
 
+import torch
+
 from mmbook.exercises import ch12
 from mmbook.utils import lengths_to_mask
 
@@ -69,3 +71,80 @@ def test_check_encode_accepts_a_tensor_of_ids_and_refuses_words():
 
     assert ch12.check_encode(lambda text, stoi: torch.tensor(_encode(text, stoi)))
     assert "list of integer ids" in ch12.check_encode(lambda text, stoi: text.split()).message
+
+
+# ----------------------------------------------------------------------------- fusion
+def _pair_sum(o, q, W_a, W_b, W_q, b, act=torch.relu, reduce="sum", diagonal=True):
+    z = (o @ W_a.T)[:, :, None] + (o @ W_b.T)[:, None, :] + (q @ W_q.T + b)[:, None, None]
+    h = act(z)  # (N, K, K, H)
+    if not diagonal:
+        h = h * ~torch.eye(o.shape[1], dtype=torch.bool)[None, :, :, None]
+    return h.sum((1, 2)) if reduce == "sum" else h.mean((1, 2))
+
+
+def test_check_pair_sum():
+    assert ch12.check_pair_sum(_pair_sum)
+    assert ch12.check_pair_sum(lambda *a: None).pending
+    assert "ReLU is missing" in ch12.check_pair_sum(
+        lambda *a: _pair_sum(*a, act=lambda z: z)).message
+    after = lambda o, q, W_a, W_b, W_q, b: torch.relu(_pair_sum(o, q, W_a, W_b, W_q, b,
+                                                                act=lambda z: z))
+    assert "before the sum" in ch12.check_pair_sum(after).message
+    assert "mean" in ch12.check_pair_sum(lambda *a: _pair_sum(*a, reduce="mean")).message
+    assert "(i, i)" in ch12.check_pair_sum(lambda *a: _pair_sum(*a, diagonal=False)).message
+    one_index = lambda o, q, W_a, W_b, W_q, b: torch.relu(
+        (o @ W_a.T)[:, :, None] + (o @ W_b.T)[:, None, :]
+        + (q @ W_q.T + b)[:, None, None]).sum(2)  # (N, K, H)
+    assert "both objects" in ch12.check_pair_sum(one_index).message
+
+
+def _image_attention(Q, V, W_b, W_q, W_v, w_hv, tanh_c=True, tanh_h=True, question=True):
+    C = Q @ W_b @ V.T  # (L, S)
+    C = torch.tanh(C) if tanh_c else C
+    H = V @ W_v.T + (C.T @ (Q @ W_q.T) if question else 0)  # (S, k)
+    H = torch.tanh(H) if tanh_h else H
+    return torch.softmax(H @ w_hv, dim=0)
+
+
+def test_check_coattention_step():
+    assert ch12.check_coattention_step(_image_attention)
+    assert ch12.check_coattention_step(lambda *a: None).pending
+    assert "tanh on the affinity" in ch12.check_coattention_step(
+        lambda *a: _image_attention(*a, tanh_c=False)).message
+    assert "tanh on H^v" in ch12.check_coattention_step(
+        lambda *a: _image_attention(*a, tanh_h=False)).message
+    assert "question is missing" in ch12.check_coattention_step(
+        lambda *a: _image_attention(*a, question=False)).message
+    capped = lambda Q, V, W_b, *rest: torch.softmax(torch.tanh(Q @ W_b @ V.T).mean(0), 0)
+    assert "cannot concentrate" in ch12.check_coattention_step(capped).message
+    scores = lambda *a: torch.log(_image_attention(*a))  # no softmax: does not sum to one
+    assert "sum to one" in ch12.check_coattention_step(scores).message
+    per_word = lambda Q, V, W_b, *rest: torch.softmax(torch.tanh(Q @ W_b @ V.T), -1)
+    assert "one weight per region" in ch12.check_coattention_step(per_word).message
+
+
+def _blind(scene, qtype, tie="square", minority=False, number=False, minus=0):
+    n = {s: sum(o["shape"] == s for o in scene) for s in ("square", "circle")}
+    if n["square"] == n["circle"]:
+        major = tie
+    else:
+        major = max(n, key=n.get)
+        if minority:
+            major = min(n, key=n.get)
+    if qtype == "count":
+        c = n[major] - minus
+        return c if number else ("one", "two", "three", "four", "five", "six")[c - 1]
+    return major
+
+
+def test_check_colour_blind():
+    assert ch12.check_colour_blind(_blind)
+    assert ch12.check_colour_blind(lambda s, t: None).pending
+    assert "3-3 tie" in ch12.check_colour_blind(lambda s, t: _blind(s, t, tie="circle")).message
+    assert "majority shape" in ch12.check_colour_blind(
+        lambda s, t: _blind(s, t, minority=True)).message
+    assert "not the number 4" in ch12.check_colour_blind(
+        lambda s, t: _blind(s, t, number=True)).message
+    squares = lambda s, t: (("one", "two", "three", "four", "five", "six")[
+        sum(o["shape"] == "square" for o in s) - 1] if t == "count" else _blind(s, t))
+    assert "number of squares" in ch12.check_colour_blind(squares).message

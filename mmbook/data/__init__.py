@@ -20,6 +20,7 @@ from .clevr import (
     QUESTION_TYPES,
     SortOfCLEVR,
     caption_facts,
+    colour_blind_answer,
     make_sort_of_clevr,
 )
 from .download import ChecksumError, DownloadError, ensure, fetch, sha256_file
@@ -35,7 +36,7 @@ __all__ = [
     "load_mfeat", "MFEAT_VIEWS",
     "make_interactions", "INTERACTION_KINDS",
     "make_sort_of_clevr", "SortOfCLEVR", "caption_facts", "CLEVR_COLORS", "CLEVR_SHAPES",
-    "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS",
+    "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS", "colour_blind_answer",
     "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
     "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "word_vectors",

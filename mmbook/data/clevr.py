@@ -39,6 +39,7 @@ from ..utils import check_choice, check_positive_int
 __all__ = [
     "make_sort_of_clevr", "SortOfCLEVR", "CLEVR_COLORS", "CLEVR_SHAPES", "QUESTION_TYPES",
     "QUESTION_KINDS", "CLEVR_ANSWERS", "scene_answer", "scene_caption", "caption_facts",
+    "colour_blind_answer",
     "question_text", "render_scene",
     "MIN_IMAGE_SIZE",
 ]
@@ -118,6 +119,32 @@ def scene_answer(scene: Sequence[dict], qtype: str, color: str, image_size: int)
     dist = [math.dist(obj["center"], o["center"]) for o in others]
     pick = int(np.argmin(dist)) if qtype == "closest" else int(np.argmax(dist))
     return others[pick]["shape"]
+
+
+def colour_blind_answer(scene: Sequence[dict], qtype: str, default: str = "yes") -> str:
+    """The answer of a rule that reads the question's type and the scene but not the colour.
+
+    It cannot tell which object is meant, so it answers as if the object had the scene's
+    majority shape: that shape for "shape", "closest" and "furthest" questions (the first
+    of :data:`CLEVR_SHAPES` when three and three tie), and the number of objects of that
+    shape for "how many" (three in a tie, which is then right whatever the object). For
+    "left" and "top" the scene says nothing without the object: it answers ``default``
+    (the chapter passes the training set's majority answer).
+
+    Examples:
+        >>> scene = [{"color": c, "shape": s, "center": (0.0, 0.0)} for c, s in
+        ...          zip("abcdef", ["circle"] * 4 + ["square"] * 2)]
+        >>> colour_blind_answer(scene, "closest"), colour_blind_answer(scene, "count")
+        ('circle', 'four')
+    """
+    check_choice(qtype, tuple(QUESTION_TYPES), "qtype")
+    counts = {s: sum(o["shape"] == s for o in scene) for s in CLEVR_SHAPES}
+    majority = max(CLEVR_SHAPES, key=lambda s: counts[s])  # the first one in a tie
+    if qtype in ("shape", "closest", "furthest"):
+        return majority
+    if qtype == "count":
+        return _NUMBERS[counts[majority] - 1]
+    return default
 
 
 def scene_caption(scene: Sequence[dict]) -> str:
