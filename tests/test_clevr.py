@@ -11,6 +11,7 @@ from mmbook.data import (
     CLEVR_COLORS,
     CLEVR_SHAPES,
     QUESTION_TYPES,
+    blind_caption,
     caption_facts,
     colour_blind_answer,
     make_sort_of_clevr,
@@ -83,6 +84,22 @@ def test_colour_blind_rule_is_right_exactly_when_the_object_has_the_majority_sha
             assert got == "no"
         else:
             assert got in CLEVR_SHAPES and shapes.count(got) >= 3
+
+
+def test_blind_captions_know_what_they_claim_to_know(ds):
+    rng = np.random.default_rng(0)
+    for scene in ds.scenes:
+        shapes = [o["shape"] for o in scene]
+        majority = max(CLEVR_SHAPES, key=shapes.count)
+        right = caption_facts(blind_caption(scene, "right", "majority", rng), scene)
+        assert right["in_order"] and right["complete"] and right["facts"] == 6
+        assert right["true"] == shapes.count(majority)  # true exactly for that shape
+        coin = caption_facts(blind_caption(scene, "right", "random", rng), scene)
+        assert coin["in_order"] and coin["complete"]
+        shuffled = blind_caption(scene, "shuffled", "random", rng)
+        assert caption_facts(shuffled, scene)["complete"]
+    with pytest.raises(ValueError, match="order"):
+        blind_caption(ds.scenes[0], order="left")
 
 
 def test_every_caption_recomputed_and_true(ds):

@@ -19,6 +19,7 @@ from .clevr import (
     QUESTION_KINDS,
     QUESTION_TYPES,
     SortOfCLEVR,
+    blind_caption,
     caption_facts,
     colour_blind_answer,
     make_sort_of_clevr,
@@ -37,7 +38,7 @@ __all__ = [
     "make_interactions", "INTERACTION_KINDS",
     "make_sort_of_clevr", "SortOfCLEVR", "caption_facts", "CLEVR_COLORS", "CLEVR_SHAPES",
     "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS", "colour_blind_answer",
-    "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
+    "blind_caption", "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
     "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "word_vectors",
 ]

@@ -39,7 +39,7 @@ from ..utils import check_choice, check_positive_int
 __all__ = [
     "make_sort_of_clevr", "SortOfCLEVR", "CLEVR_COLORS", "CLEVR_SHAPES", "QUESTION_TYPES",
     "QUESTION_KINDS", "CLEVR_ANSWERS", "scene_answer", "scene_caption", "caption_facts",
-    "colour_blind_answer",
+    "colour_blind_answer", "blind_caption",
     "question_text", "render_scene",
     "MIN_IMAGE_SIZE",
 ]
@@ -160,6 +160,39 @@ def scene_caption(scene: Sequence[dict]) -> str:
                for o in objs]
     listed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     return listed[0].upper() + listed[1:] + ", from left to right."
+
+
+def blind_caption(scene: Sequence[dict], order: str = "right", shapes: str = "random",
+                  rng: np.random.Generator | None = None) -> str:
+    """A caption written without seeing which shape each object has: a baseline.
+
+    It names the six colours, in their true left-to-right order (``order="right"``, as if
+    the positions and colours were read) or in a random order (``"shuffled"``), each with
+    a random shape (``shapes="random"``, every fact a coin flip) or with the scene's
+    majority shape (``"majority"``, the captioning twin of :func:`colour_blind_answer`).
+    It has the template's words, so it scores a high BLEU; :func:`caption_facts` tells it
+    apart from a caption that read the image.
+
+    Examples:
+        >>> scene = [{"color": "red", "shape": "circle", "center": (2.0, 7.0)},
+        ...          {"color": "blue", "shape": "circle", "center": (9.0, 3.0)},
+        ...          {"color": "gray", "shape": "square", "center": (5.0, 3.0)}]
+        >>> blind_caption(scene, "right", "majority")
+        'A red circle, a gray circle and a blue circle, from left to right.'
+    """
+    check_choice(order, ("right", "shuffled"), "order")
+    check_choice(shapes, ("random", "majority"), "shapes")
+    rng = np.random.default_rng(0) if rng is None else rng
+    objs = sorted(scene, key=lambda o: tuple(o["center"]))
+    colors = [o["color"] for o in objs]
+    if order == "shuffled":
+        colors = [colors[i] for i in rng.permutation(len(colors))]
+    if shapes == "random":
+        drawn = [CLEVR_SHAPES[i] for i in rng.integers(0, len(CLEVR_SHAPES), len(objs))]
+    else:
+        drawn = [colour_blind_answer(scene, "shape")] * len(objs)
+    return scene_caption([{"color": c, "shape": sh, "center": o["center"]}
+                          for c, sh, o in zip(colors, drawn, objs)])
 
 
 def caption_facts(caption: str, scene: Sequence[dict]) -> dict:
