@@ -12,6 +12,7 @@ from .av_digits import (
     remove_energy,
     spectrogram,
 )
+from .base import ModalityDataset, batch_loader
 from .clevr import (
     CLEVR_ANSWERS,
     CLEVR_COLORS,
@@ -38,7 +39,8 @@ __all__ = [
     "make_interactions", "INTERACTION_KINDS",
     "make_sort_of_clevr", "SortOfCLEVR", "caption_facts", "CLEVR_COLORS", "CLEVR_SHAPES",
     "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS", "colour_blind_answer",
-    "blind_caption", "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
+    "blind_caption", "batch_loader", "ModalityDataset",
+    "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
     "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "word_vectors",
 ]
