@@ -5,6 +5,8 @@ import re
 
 import torch
 
+from mmbook.data import CLEVR_ANSWERS
+from mmbook.data.clevr import scene_answer
 from mmbook.exercises import ch12
 from mmbook.utils import lengths_to_mask
 
@@ -123,28 +125,25 @@ def test_check_coattention_step():
     assert "one weight per region" in ch12.check_coattention_step(per_word).message
 
 
-def _blind(scene, qtype, tie="square", minority=False, number=False, minus=0):
-    n = {s: sum(o["shape"] == s for o in scene) for s in ("square", "circle")}
-    if n["square"] == n["circle"]:
-        major = tie
-    else:
-        major = max(n, key=n.get)
-        if minority:
-            major = min(n, key=n.get)
-    if qtype == "count":
-        c = n[major] - minus
-        return c if number else ("one", "two", "three", "four", "five", "six")[c - 1]
-    return major
+def _blind(scene, qtype, image_size, pick=max, reverse=False):
+    votes = [scene_answer(scene, qtype, o["color"], image_size) for o in scene]
+    order = sorted(set(votes), key=CLEVR_ANSWERS.index, reverse=reverse)
+    return pick(order, key=votes.count)
 
 
 def test_check_colour_blind():
     assert ch12.check_colour_blind(_blind)
-    assert ch12.check_colour_blind(lambda s, t: None).pending
-    assert "3-3 tie" in ch12.check_colour_blind(lambda s, t: _blind(s, t, tie="circle")).message
-    assert "majority shape" in ch12.check_colour_blind(
-        lambda s, t: _blind(s, t, minority=True)).message
-    assert "not the number 4" in ch12.check_colour_blind(
-        lambda s, t: _blind(s, t, number=True)).message
-    squares = lambda s, t: (("one", "two", "three", "four", "five", "six")[
-        sum(o["shape"] == "square" for o in s) - 1] if t == "count" else _blind(s, t))
-    assert "number of squares" in ch12.check_colour_blind(squares).message
+    assert ch12.check_colour_blind(lambda s, t, size: None).pending
+    assert "FEWEST" in ch12.check_colour_blind(lambda *a: _blind(*a, pick=min)).message
+    assert "comes first" in ch12.check_colour_blind(lambda *a: _blind(*a, reverse=True)).message
+
+    def majority_shape(scene, qtype, size):
+        shapes = [o["shape"] for o in scene]
+        shape = max(("square", "circle"), key=shapes.count)
+        count = ("one", "two", "three", "four", "five", "six")[shapes.count(shape) - 1]
+        return {"count": count, "left": "yes", "top": "yes"}.get(qtype, shape)
+
+    assert "majority-shape rule" in ch12.check_colour_blind(majority_shape).message
+    counted = lambda s, t, size: [scene_answer(s, t, o["color"], size) for o in s].count(
+        _blind(s, t, size))
+    assert "not the number" in ch12.check_colour_blind(counted).message

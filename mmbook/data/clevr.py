@@ -121,30 +121,27 @@ def scene_answer(scene: Sequence[dict], qtype: str, color: str, image_size: int)
     return others[pick]["shape"]
 
 
-def colour_blind_answer(scene: Sequence[dict], qtype: str, default: str = "yes") -> str:
-    """The answer of a rule that reads the question's type and the scene but not the colour.
+def colour_blind_answer(scene: Sequence[dict], qtype: str, image_size: int) -> str:
+    """The best answer of a reader that sees the scene and the question's type but not the
+    colour: the answer that is right for the most objects of the scene.
 
-    It cannot tell which object is meant, so it answers as if the object had the scene's
-    majority shape: that shape for "shape", "closest" and "furthest" questions (the first
-    of :data:`CLEVR_SHAPES` when three and three tie), and the number of objects of that
-    shape for "how many" (three in a tie, which is then right whatever the object). For
-    "left" and "top" the scene says nothing without the object: it answers ``default``
-    (the chapter passes the training set's majority answer).
+    Not knowing which of the six objects is meant, it answers the question about each of
+    them (:func:`scene_answer`) and gives the most frequent answer (ties go to the answer
+    that comes first in :data:`CLEVR_ANSWERS`). Each colour being equally likely to be
+    asked about, no colour-blind answer is right more often. For "shape" this is the
+    scene's majority shape; for "how many" that shape's count; for "left" and "top"
+    whether most objects are on the left (at the top); for "closest" and "furthest" the
+    shape that is closest to (furthest from) most objects, which beats the majority shape.
 
     Examples:
-        >>> scene = [{"color": c, "shape": s, "center": (0.0, 0.0)} for c, s in
-        ...          zip("abcdef", ["circle"] * 4 + ["square"] * 2)]
-        >>> colour_blind_answer(scene, "closest"), colour_blind_answer(scene, "count")
-        ('circle', 'four')
+        >>> scene = [{"color": c, "shape": s, "center": (4.0 + 5 * i, 4.0)} for i, (c, s)
+        ...          in enumerate(zip(CLEVR_COLORS, ["circle"] * 4 + ["square"] * 2))]
+        >>> [colour_blind_answer(scene, t, 32) for t in ("shape", "count", "left")]
+        ['circle', 'four', 'yes']
     """
     check_choice(qtype, tuple(QUESTION_TYPES), "qtype")
-    counts = {s: sum(o["shape"] == s for o in scene) for s in CLEVR_SHAPES}
-    majority = max(CLEVR_SHAPES, key=lambda s: counts[s])  # the first one in a tie
-    if qtype in ("shape", "closest", "furthest"):
-        return majority
-    if qtype == "count":
-        return _NUMBERS[counts[majority] - 1]
-    return default
+    votes = [scene_answer(scene, qtype, o["color"], image_size) for o in scene]
+    return max(sorted(set(votes), key=CLEVR_ANSWERS.index), key=votes.count)
 
 
 def scene_caption(scene: Sequence[dict]) -> str:
@@ -169,7 +166,8 @@ def blind_caption(scene: Sequence[dict], order: str = "right", shapes: str = "ra
     It names the six colours, in their true left-to-right order (``order="right"``, as if
     the positions and colours were read) or in a random order (``"shuffled"``), each with
     a random shape (``shapes="random"``, every fact a coin flip) or with the scene's
-    majority shape (``"majority"``, the captioning twin of :func:`colour_blind_answer`).
+    majority shape (``"majority"``, square in a 3-3 tie: what a reader that counts the
+    shapes but cannot bind them to colours would write).
     It has the template's words, so it scores a high BLEU; :func:`caption_facts` tells it
     apart from a caption that read the image.
 
@@ -190,7 +188,8 @@ def blind_caption(scene: Sequence[dict], order: str = "right", shapes: str = "ra
     if shapes == "random":
         drawn = [CLEVR_SHAPES[i] for i in rng.integers(0, len(CLEVR_SHAPES), len(objs))]
     else:
-        drawn = [colour_blind_answer(scene, "shape")] * len(objs)
+        counts = [sum(o["shape"] == sh for o in scene) for sh in CLEVR_SHAPES]
+        drawn = [CLEVR_SHAPES[int(np.argmax(counts))]] * len(objs)  # the first one in a tie
     return scene_caption([{"color": c, "shape": sh, "center": o["center"]}
                           for c, sh, o in zip(colors, drawn, objs)])
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..attention import CoAttention
-from ..data.clevr import CLEVR_SHAPES, colour_blind_answer, scene_answer
+from ..data.clevr import CLEVR_ANSWERS, CLEVR_SHAPES, colour_blind_answer, scene_answer
 from ..text import Vocabulary
 from ..utils import lengths_to_mask
 from . import Feedback, call_student, check_close, check_equal
@@ -267,54 +267,60 @@ def _blind_scenes():
     return scenes
 
 
+_QTYPES = ("shape", "left", "top", "closest", "furthest", "count")
+
+
+def _blind_variant(scene, qtype, pick=max, tie_first=True, as_count=False):
+    """The colour-blind answer, or one of its likely mistakes."""
+    votes = [scene_answer(scene, qtype, o["color"], 64) for o in scene]
+    order = sorted(set(votes), key=CLEVR_ANSWERS.index, reverse=not tie_first)
+    best = pick(order, key=votes.count)
+    return votes.count(best) if as_count else best
+
+
+def _majority_shape_rule(scene, qtype):
+    n = {s: sum(o["shape"] == s for o in scene) for s in CLEVR_SHAPES}
+    shape = max(CLEVR_SHAPES, key=n.get)
+    return {"count": _NUMBER_WORDS[n[shape] - 1], "left": "yes", "top": "yes"}.get(qtype, shape)
+
+
 _NUMBER_WORDS = ("one", "two", "three", "four", "five", "six")
 
-
-def _blind_variant(scene, qtype, tie=0, pick=max, count_of=None, minus=0, as_int=False):
-    """The colour-blind rule, or one of its likely mistakes."""
-    n = {s: sum(o["shape"] == s for o in scene) for s in CLEVR_SHAPES}
-    shape = CLEVR_SHAPES[tie] if len(set(n.values())) == 1 else pick(n, key=n.get)
-    if qtype != "count":
-        return shape
-    c = n[count_of or shape] - minus
-    return c if as_int else _NUMBER_WORDS[c - 1] if 1 <= c <= 6 else c
-
-
 _BLIND_MISTAKES = {
-    "on a 3-3 tie answer CLEVR_SHAPES[0] ('square'), as the exercise asks": dict(tie=1),
-    "answer with the majority shape, the more frequent one in the scene, and for 'how "
-    "many' with its count": dict(pick=min),
-    "answer 'how many' with a word from CLEVR_ANSWERS ('four'), not the number 4":
-        dict(as_int=True),
-    "the count includes the named object itself: the number of objects with the majority "
-    "shape": dict(minus=1),
-    "that is the number of squares: count the objects of the majority shape, whichever it "
-    "is": dict(count_of=CLEVR_SHAPES[0]),
+    "that is the majority-shape rule: it is the best blind answer for 'shape' and 'how "
+    "many' only; answer the question for each of the six objects and give the answer "
+    "that is right for most of them": _majority_shape_rule,
+    "that is the answer right for the FEWEST objects: take the most frequent one":
+        lambda sc, t: _blind_variant(sc, t, pick=min),
+    "on a tie, give the answer that comes first in CLEVR_ANSWERS":
+        lambda sc, t: _blind_variant(sc, t, tie_first=False),
+    "return the answer itself, not the number of objects it is right for":
+        lambda sc, t: _blind_variant(sc, t, as_count=True),
 }
 
 
 def check_colour_blind(fn) -> Feedback:
-    """Check ``fn(scene, qtype) -> answer`` for qtype "shape", "closest", "furthest" and
-    "count" against :func:`mmbook.data.clevr.colour_blind_answer`."""
-    scenes, qtypes = _blind_scenes(), ("shape", "closest", "furthest", "count")
+    """Check ``fn(scene, qtype, image_size) -> answer`` against
+    :func:`mmbook.data.clevr.colour_blind_answer` on 20 scenes and the six types."""
+    scenes = _blind_scenes()
     got = {}
     for k, scene in enumerate(scenes):
-        for qtype in qtypes:
-            answer, fail = call_student(fn, scene, qtype, name="colour_blind")
+        for qtype in _QTYPES:
+            answer, fail = call_student(fn, scene, qtype, 64, name="colour_blind")
             if fail is not None:
                 return fail
             got[k, qtype] = answer
-    want = {(k, t): colour_blind_answer(scene, t) for k, scene in enumerate(scenes)
-            for t in qtypes}
+    want = {(k, t): colour_blind_answer(scene, t, 64) for k, scene in enumerate(scenes)
+            for t in _QTYPES}
     if got == want:
-        return Feedback(True, f"the colour-blind rule, right on all {len(scenes)} scenes "
-                              f"and {len(qtypes)} question types.")
-    for hint, kwargs in _BLIND_MISTAKES.items():
-        if got == {(k, t): _blind_variant(scene, t, **kwargs)
-                   for k, scene in enumerate(scenes) for t in qtypes}:
+        return Feedback(True, f"the best colour-blind answer on all {len(scenes)} scenes and "
+                              f"{len(_QTYPES)} question types.")
+    for hint, variant in _BLIND_MISTAKES.items():
+        if got == {(k, t): variant(scene, t) for k, scene in enumerate(scenes)
+                   for t in _QTYPES}:
             return Feedback(False, hint)
     wrong = [key for key in want if got[key] != want[key]]
     k, qtype = wrong[0]
-    return Feedback(False, f"{len(wrong)} of {len(want)} answers differ from the rule, e.g. "
-                           f"a {qtype!r} question on scene {k}: return the majority shape "
-                           "('square' or 'circle'), or for 'count' its number as a word")
+    return Feedback(False, f"{len(wrong)} of {len(want)} answers differ, e.g. for a "
+                           f"{qtype!r} question on scene {k}: answer the question for each "
+                           "object with scene_answer and give the most frequent answer")
