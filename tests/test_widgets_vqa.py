@@ -109,11 +109,12 @@ def test_slider_figure_frames_are_the_maps(vqa):
     T = max(len(e.tokens) for e in examples)
     assert fig.shape == (2, T) and fig.current() == {"example": "1", "position": 2}
     traces, title = fig.frames[fig.index(example="0", position=3)]
-    np.testing.assert_allclose(traces[2]["z"], examples[0].maps[3], atol=6e-4)
+    np.testing.assert_allclose(traces[1]["z"], examples[0].maps[3], atol=6e-4)
+    assert np.asarray(traces[0]["z"]).shape == (S, S, 3)  # the image with the map over it
     assert repr(examples[0].tokens[3]) in title
     short = min(range(2), key=lambda k: len(examples[k].tokens))
     past = len(examples[short].tokens)
     if past < T:
         traces, title = fig.frames[fig.index(example=str(short), position=past)]
-        assert np.all(np.asarray(traces[2]["z"]) == 0) and "past the end" in title
+        assert np.all(np.asarray(traces[1]["z"]) == 0) and "past the end" in title
     assert 'id="vqa-x-frames"' in fig.to_html("vqa-x")

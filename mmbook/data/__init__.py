@@ -24,6 +24,7 @@ from .clevr import (
     caption_facts,
     colour_blind_answer,
     make_sort_of_clevr,
+    scene_answer,
 )
 from .download import ChecksumError, DownloadError, ensure, fetch, sha256_file
 from .mfeat import MFEAT_VIEWS, load_mfeat
@@ -39,7 +40,7 @@ __all__ = [
     "make_interactions", "INTERACTION_KINDS",
     "make_sort_of_clevr", "SortOfCLEVR", "caption_facts", "CLEVR_COLORS", "CLEVR_SHAPES",
     "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS", "colour_blind_answer",
-    "blind_caption", "batch_loader", "ModalityDataset",
+    "scene_answer", "blind_caption", "batch_loader", "ModalityDataset",
     "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
     "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "word_vectors",

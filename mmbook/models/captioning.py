@@ -301,19 +301,25 @@ class AttentionCaptionModel(CaptionDecoder):
         alpha = torch.softmax(e, dim=-1)
         return alpha, (alpha.unsqueeze(-1) * a).sum(1)  # (N, S), (N, D)
 
-    def step(self, word: torch.Tensor, state: tuple):
+    def _recur(self, e, state: tuple):
+        """One step from the previous word's embedding e (N, E): the new state, z_t, alpha_t."""
         a, Ua, h, c = state
         alpha, z = self.attend(a, Ua, h)
-        h, c = self.cell(torch.cat([self.embedding(word), z], -1), (h, c))
-        return self.out(torch.cat([h, z], -1)), (a, Ua, h, c), alpha
+        h, c = self.cell(torch.cat([e, z], -1), (h, c))
+        return (a, Ua, h, c), z, alpha
+
+    def step(self, word: torch.Tensor, state: tuple):
+        state, z, alpha = self._recur(self.embedding(word), state)
+        return self.out(torch.cat([state[2], z], -1)), state, alpha
 
     def forward(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         check_shape(ids, (features.shape[0], None), "ids")
         state = self.start(features)
-        logits, weights = [], []
+        e = self.embedding(ids)  # (N, L, E), all the true previous words at once
+        hz, weights = [], []
         for t in range(ids.shape[1]):  # teacher forcing: read the true previous word
-            out, state, alpha = self.step(ids[:, t], state)
-            logits.append(out)
+            state, z, alpha = self._recur(e[:, t], state)
+            hz.append(torch.cat([state[2], z], -1))
             weights.append(alpha)
         self.last_weights = torch.stack(weights, 1).detach()  # (N, L, S)
-        return torch.stack(logits, dim=1)  # (N, L, V)
+        return self.out(torch.stack(hz, dim=1))  # (N, L, V)

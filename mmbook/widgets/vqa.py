@@ -254,6 +254,15 @@ def _rounded(a, decimals: int = 3) -> list:
     return np.round(np.asarray(a, dtype=float), decimals).tolist()
 
 
+def _blend(image: np.ndarray, m: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """The image with the map over it (magma colours, scaled to the map's largest weight),
+    as 0-255 RGB integers :math:`(S, S, 3)`: one picture, so no layering is needed."""
+    S, G = image.shape[0], m.shape[0]
+    cells = np.kron(m / max(m.max(), 1e-12), np.ones((S // G, S // G)))  # (S, S)
+    colours = plt.get_cmap("magma")(cells)[..., :3]
+    return np.round(255 * ((1 - alpha) * image + alpha * colours)).astype(int)
+
+
 def token_maps_slider_figure(examples: Sequence[TokenMaps], initial: dict | None = None,
                              example_labels: Sequence[str] | None = None):
     """The explorer without a kernel: an example slider and a word-position slider.
@@ -274,28 +283,23 @@ def token_maps_slider_figure(examples: Sequence[TokenMaps], initial: dict | None
 
     def render(example, position):
         ex = examples[labels.index(example)]
-        S, G = ex.image.shape[0], ex.maps.shape[1]
+        G = ex.maps.shape[1]
         inside = position < len(ex.tokens)
         m = ex.maps[position] if inside else np.zeros((G, G))
-        rgb = np.round(ex.image * 255).astype(int)
-        common = {"x0": (S / G - 1) / 2, "dx": S / G, "y0": (S / G - 1) / 2, "dy": S / G}
         traces = [
-            {"type": "image", "z": rgb.tolist(), "xaxis": "x", "yaxis": "y",
+            {"type": "image", "z": _blend(ex.image, m).tolist(), "xaxis": "x", "yaxis": "y",
              "hoverinfo": "skip"},
-            {"type": "heatmap", "z": _rounded(m), **common, "opacity": 0.55,
-             "colorscale": "Magma", "showscale": False, "xaxis": "x", "yaxis": "y",
-             "zmin": 0, "hovertemplate": "%{z}<extra></extra>"},
             {"type": "heatmap", "z": _rounded(m), "colorscale": "Viridis", "zmin": 0,
              "xaxis": "x2", "yaxis": "y2", "colorbar": {"x": 1.0, "len": 0.9, "thickness": 12},
              "hovertemplate": "cell (%{x}, %{y}): %{z}<extra></extra>"},
         ]
         word = (f"word {position}: {ex.tokens[position]!r}, largest weight {m.max():.2f}"
                 if inside else f"word {position}: past the end of this example")
-        return traces, f"{ex.title}<br>{word}"
+        return traces, f"{ex.title} | {word}"
 
     S = examples[0].image.shape[0]
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False}
-    layout = {"height": 470, "margin": {"t": 80, "l": 20, "r": 40},
+    layout = {"height": 470, "margin": {"t": 60, "l": 20, "r": 40},
               "xaxis": {**axis, "domain": [0, 0.46], "range": [-0.5, S - 0.5]},
               "yaxis": {**axis, "range": [S - 0.5, -0.5], "scaleanchor": "x"},
               "xaxis2": {**axis, "domain": [0.54, 0.96]},
