@@ -458,15 +458,18 @@ class CoAttention(nn.Module):
         return q_hat, v_hat, a_q, a_v, C
 
     @torch.no_grad()
-    def word_attention(self, q, v, mask_q=None, mask_v=None) -> torch.Tensor:
-        r"""Where each element of ``q`` alone would send the attention over ``v``.
+    def word_effects(self, q, v, mask_q=None, mask_v=None) -> torch.Tensor:
+        r"""What each element of ``q`` does to the attention over ``v``: :math:`a^v` minus
+        :math:`a^v` computed without that element.
 
-        .. math:: a^{v(l)} = \mathrm{softmax}_s\big(w_{hv}^\top
-                  \tanh(W_v v_s + C_{ls} W_q q_l)\big)
+        .. math:: \Delta^{(l)} = a^v - a^{v(-l)}, \qquad
+                  a^{v(-l)} = \mathrm{softmax}_s\big(w_{hv}^\top
+                  \tanh(W_v v_s + \textstyle\sum_{l' \ne l} C_{l's} W_q q_{l'})\big)
 
-        :math:`a^v` with the sum over the words reduced to word :math:`l`: a map per
-        word (the explorer's "word" maps) that reads what each word contributes;
-        :math:`a^v` itself comes from all the words together.
+        Positive where word :math:`l` pulls the attention, negative where it pushes it
+        away; each row sums to zero. A map per word that says what the word contributes
+        (chapter 12's explorer): removing the colour word of "what is the shape of the
+        red object?" takes the attention off the red object.
 
         Shape:
             - q, v, masks: as :meth:`forward`
@@ -474,10 +477,13 @@ class CoAttention(nn.Module):
         """
         C = self.affinity(q, v, mask_q, mask_v)  # (N, L, S)
         Wq_q, Wv_v = self.W_q(q), self.W_v(v)  # (N, L, k), (N, S, k)
-        H = torch.tanh(Wv_v[:, None] + C[..., None] * Wq_q[:, :, None])  # (N, L, S, k)
+        full = Wv_v + C.transpose(1, 2) @ Wq_q  # (N, S, k): all the words
+        without = full[:, None] - C[..., None] * Wq_q[:, :, None]  # (N, L, S, k): word l out
         mask = None if mask_v is None else mask_v[:, None, :]
-        a = masked_softmax(self.w_hv(H).squeeze(-1), mask, dim=-1)  # (N, L, S)
-        return a if mask_q is None else a * mask_q[..., None].to(a.dtype)
+        a_v = masked_softmax(self.w_hv(torch.tanh(full)).squeeze(-1), mask_v, dim=-1)
+        a_wo = masked_softmax(self.w_hv(torch.tanh(without)).squeeze(-1), mask, dim=-1)
+        effect = a_v[:, None] - a_wo  # (N, L, S)
+        return effect if mask_q is None else effect * mask_q[..., None].to(effect.dtype)
 
     def extra_repr(self) -> str:
         return f"dim_q={self.dim_q}, dim_v={self.dim_v}, hidden_size={self.hidden_size}"

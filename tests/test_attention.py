@@ -226,6 +226,22 @@ def test_coattention_masks_padding_on_both_sides():
     assert_close(noisy[0], q_hat) and assert_close(noisy[1], v_hat)
 
 
+def test_word_effects_are_the_attention_minus_the_attention_without_the_word():
+    torch.manual_seed(0)
+    co = CoAttention(6, 4, hidden_size=5)
+    q, v = torch.randn(2, 5, 6), torch.randn(2, 7, 4)
+    mask_q = lengths_to_mask(torch.tensor([5, 3]), 5)
+    effects = co.word_effects(q, v, mask_q)
+    a_v = co(q, v, mask_q)[3]
+    for word in range(5):  # the reference: the same layer with that word masked out
+        without = mask_q.clone()
+        without[:, word] = False
+        want = (a_v - co(q, v, without)[3]) * mask_q[:, word, None]
+        assert_close(effects[:, word], want)
+    assert_close(effects.sum(-1), torch.zeros(2, 5), atol=1e-6, rtol=0)
+    assert (effects[1, 3:] == 0).all()
+
+
 def test_coattention_refuses_bad_input():
     co = CoAttention(6, 4)
     q, v = torch.randn(2, 5, 6), torch.randn(2, 7, 4)

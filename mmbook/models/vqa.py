@@ -370,14 +370,15 @@ class CoAttentionVQA(nn.Module):
         """Everything the attention explorer shows, for a batch of questions.
 
         Returns:
-            ``{"question": a^v (N, G^2), "words": each word's own map (N, L, G^2)
-            (:meth:`~mmbook.attention.CoAttention.word_attention`), "word_weights": a^q
+            ``{"question": a^v (N, G^2), "words": what each word does to it, a^v minus
+            a^v without the word (N, L, G^2)
+            (:meth:`~mmbook.attention.CoAttention.word_effects`), "word_weights": a^q
             (N, L), "probs": answer probabilities (N, num_answers)}``
         """
         words, mask, _, r = self._inputs(features, ids, lengths)
         probs = torch.softmax(self(features, ids, lengths), dim=-1)
         return {"question": self.last_weights, "word_weights": self.last_word_weights,
-                "words": self.coattention.word_attention(words, r, mask_q=mask),
+                "words": self.coattention.word_effects(words, r, mask_q=mask),
                 "probs": probs}
 
     def forward(self, features, ids, lengths) -> torch.Tensor:

@@ -5,8 +5,9 @@ question, or the words a captioner wrote) and, for each token, a map of weights 
 the :math:`G \\times G` cells of the image. Two producers build them:
 
 * :func:`coattention_token_maps` from a :class:`~mmbook.models.vqa.CoAttentionVQA`:
-  first the question's attention :math:`a^v` (all words together), then each word's own
-  map (:meth:`~mmbook.attention.CoAttention.word_attention`);
+  first the question's attention :math:`a^v` (all words together), then, for each word,
+  the weight it adds to each cell: :math:`a^v` minus the attention without that word,
+  where positive (:meth:`~mmbook.attention.CoAttention.word_effects`);
 * :func:`caption_token_maps` from an
   :class:`~mmbook.models.captioning.AttentionCaptionModel`: the weights
   :math:`\\alpha_t` with which the decoder looked at the image to write word :math:`t`.
@@ -39,7 +40,7 @@ class TokenMaps:
     Attributes:
         image: :math:`(S, S, 3)` in [0, 1].
         tokens: T labels, one per map (``"(whole question)"``, ``"red"``, ...).
-        maps: :math:`(T, G, G)` weights over the cells, each map summing to one.
+        maps: :math:`(T, G, G)` non-negative weights over the cells.
         title: what the figure says about the example (question and answer, caption).
     """
 
@@ -78,7 +79,7 @@ def coattention_token_maps(model, features, ids, lengths, images, image_index, q
 
     Returns:
         one :class:`TokenMaps` per question: ``"(whole question)"`` (:math:`a^v`), then
-        each word with its own map.
+        each word with the weight it adds, :math:`\\max(0, a^v - a^{v(-l)})`.
     """
     idx = torch.as_tensor(list(indices))
     device = next(model.parameters()).device
@@ -93,7 +94,8 @@ def coattention_token_maps(model, features, ids, lengths, images, image_index, q
     out = []
     for row, k in enumerate(idx.tolist()):
         words = tokenize(questions[k])
-        m = torch.cat([maps["question"][row][None], maps["words"][row, :len(words)]])
+        added = maps["words"][row, :len(words)].clamp_min(0)  # (L, G*G)
+        m = torch.cat([maps["question"][row][None], added])
         pred = answer_names[int(maps["probs"][row].argmax())]
         out.append(TokenMaps(_image(images, int(image_index[k])), ["(whole question)", *words],
                              m.reshape(-1, G, G).cpu().numpy(),  # (1 + L, G, G)
