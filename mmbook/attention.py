@@ -352,55 +352,140 @@ class CrossModalAttention(nn.Module):
 
 # ----------------------------------------------------------------------------- co-attention
 class CoAttention(nn.Module):
-    r"""Co-attention: two sequences attend to each other through one affinity matrix.
+    r"""Parallel co-attention (Lu et al., 2016): two sequences attend to each other through
+    one affinity matrix, and each gets one attention map.
 
     .. math::
-        C = \tanh\!\left(A W B^\top\right), \quad
-        \alpha^{A \to B} = \mathrm{softmax}_s(C), \quad
-        \alpha^{B \to A} = \mathrm{softmax}_l(C^\top), \quad
-        \hat A = \alpha^{A \to B} B, \quad \hat B = \alpha^{B \to A} A
+        \begin{gathered}
+        C = \tanh\!\left(Q W_b V^\top\right), \\
+        H^v = \tanh\!\left(V W_v^\top + C^\top Q W_q^\top\right), \qquad
+        H^q = \tanh\!\left(Q W_q^\top + C\, V W_v^\top\right), \\
+        a^v = \mathrm{softmax}_s\!\left(H^v w_{hv}\right), \qquad
+        a^q = \mathrm{softmax}_l\!\left(H^q w_{hq}\right), \\
+        \hat v = \textstyle\sum_s a^v_s v_s, \qquad \hat q = \sum_l a^q_l q_l
+        \end{gathered}
 
-    Row :math:`l` of :math:`\alpha^{A \to B}` says where element :math:`l` of :math:`A`
-    (say an audio frame) looks in :math:`B` (say image rows), and vice versa, with the same
-    affinities :math:`C_{ls}` read in both directions (after Lu et al., 2016).
+    Lu et al. write the question's words as columns :math:`Q \in \mathbb R^{d \times L}`
+    and the image's regions as :math:`V \in \mathbb R^{d \times S}`, so their
+    :math:`C = \tanh(Q^\top W_b V)` and :math:`H^v = \tanh(W_v V + (W_q Q) C)`; the lines
+    above are the same equations with one row per word or region (batch first). The
+    affinity :math:`C_{ls}` ("how well word :math:`l` matches region :math:`s`") is read in
+    both directions: region :math:`s` adds :math:`\sum_l C_{ls} W_q q_l`, what the words
+    that match it say, to its own :math:`W_v v_s`, and a learned vector :math:`w_{hv}`
+    scores the result. The scores :math:`H^v w_{hv}` are unbounded, so one region can take
+    almost all the weight. (A softmax of :math:`C` itself cannot: its entries lie in
+    :math:`[-1, 1]`, so over :math:`S` regions no weight exceeds
+    :math:`e^2 / (e^2 + S - 1)`, about 0.105 for 64 regions.) This is one level of Lu et
+    al.'s model, which applies it to words, phrases and the whole question.
+
+    Masked positions (``False``) get zero weight, and their rows or columns of
+    :math:`C` are zeroed, so padding never reaches the other modality.
 
     Args:
-        dim_a: :math:`D_a`, features of ``a``.
-        dim_b: :math:`D_b`, features of ``b``.
+        dim_q: :math:`D_q`, features of ``q`` (e.g. the question's words).
+        dim_v: :math:`D_v`, features of ``v`` (e.g. the image's regions).
+        hidden_size: :math:`k`, the size of :math:`H^q` and :math:`H^v` (default
+            :math:`\min(D_q, D_v)`).
 
     Shape:
-        - a: :math:`(N, L, D_a)`, b: :math:`(N, S, D_b)`
-        - mask_a: :math:`(N, L)`, mask_b: :math:`(N, S)`, boolean, ``True`` = valid
-        - returns ``(a_hat (N, L, D_b), b_hat (N, S, D_a), weights_ab (N, L, S),
-          weights_ba (N, S, L), affinity (N, L, S))``
+        - q: :math:`(N, L, D_q)`, v: :math:`(N, S, D_v)`
+        - mask_q: :math:`(N, L)`, mask_v: :math:`(N, S)`, bool, ``True`` = real
+        - returns ``(q_hat (N, D_q), v_hat (N, D_v), a_q (N, L), a_v (N, S),
+          affinity C (N, L, S))``
 
     Examples:
-        >>> co = CoAttention(dim_a=4, dim_b=6)
-        >>> a_hat, b_hat, w_ab, w_ba, C = co(torch.randn(2, 5, 4), torch.randn(2, 7, 6))
-        >>> a_hat.shape, b_hat.shape, w_ab.shape
-        (torch.Size([2, 5, 6]), torch.Size([2, 7, 4]), torch.Size([2, 5, 7]))
+        >>> _ = torch.manual_seed(0)
+        >>> co = CoAttention(dim_q=4, dim_v=6, hidden_size=5)
+        >>> q, v = torch.randn(2, 3, 4), torch.randn(2, 64, 6)
+        >>> q_hat, v_hat, a_q, a_v, C = co(q, v)
+        >>> [tuple(t.shape) for t in (q_hat, v_hat, a_q, a_v, C)]
+        [(2, 4), (2, 6), (2, 3), (2, 64), (2, 3, 64)]
+        >>> bool(torch.allclose(a_v.sum(-1), torch.ones(2)))
+        True
+        >>> v = torch.zeros(1, 64, 6)
+        >>> v[0, 17] = 1.0                      # one region stands out among 64
+        >>> with torch.no_grad():              # and w_hv points at its H^v
+        ...     _ = co.w_hv.weight.copy_(20 * torch.tanh(co.W_v(v[0, 17])))
+        >>> a_v = co(q[:1], v)[3]
+        >>> int(a_v.argmax()), bool(a_v.max() > 0.9)
+        (17, True)
     """
 
-    def __init__(self, dim_a: int, dim_b: int):
+    def __init__(self, dim_q: int, dim_v: int, hidden_size: int | None = None):
         super().__init__()
-        self.dim_a = check_positive_int(dim_a, "dim_a")
-        self.dim_b = check_positive_int(dim_b, "dim_b")
-        self.W = nn.Parameter(torch.empty(dim_a, dim_b))
-        nn.init.xavier_uniform_(self.W)
+        self.dim_q = check_positive_int(dim_q, "dim_q")
+        self.dim_v = check_positive_int(dim_v, "dim_v")
+        k = min(dim_q, dim_v) if hidden_size is None else hidden_size
+        self.hidden_size = check_positive_int(k, "hidden_size")
+        self.W_b = nn.Parameter(torch.empty(dim_q, dim_v))
+        nn.init.xavier_uniform_(self.W_b)
+        self.W_q = nn.Linear(dim_q, self.hidden_size, bias=False)
+        self.W_v = nn.Linear(dim_v, self.hidden_size, bias=False)
+        self.w_hq = nn.Linear(self.hidden_size, 1, bias=False)
+        self.w_hv = nn.Linear(self.hidden_size, 1, bias=False)
 
-    def forward(self, a, b, mask_a=None, mask_b=None):
-        check_shape(a, ("N", None, self.dim_a), "a")
-        check_shape(b, ("N", None, self.dim_b), "b")
-        N, L, S = a.shape[0], a.shape[1], b.shape[1]
-        if mask_a is not None:
-            check_shape(mask_a, (N, L), "mask_a")
-        if mask_b is not None:
-            check_shape(mask_b, (N, S), "mask_b")
-        C = torch.tanh(a @ self.W @ b.transpose(1, 2))  # (N, L, S)
-        w_ab = masked_softmax(C, None if mask_b is None else mask_b[:, None, :], dim=-1)
-        w_ba = masked_softmax(C.transpose(1, 2), None if mask_a is None else mask_a[:, None, :],
-                              dim=-1)  # (N, S, L)
-        return w_ab @ b, w_ba @ a, w_ab, w_ba, C
+    def affinity(self, q: torch.Tensor, v: torch.Tensor, mask_q=None, mask_v=None):
+        """:math:`C = \\tanh(Q W_b V^\\top)`, zero in the rows and columns of masked
+        positions: (N, L, S)."""
+        C = torch.tanh(q @ self.W_b @ v.transpose(1, 2))  # (N, L, S)
+        if mask_q is not None:
+            C = C * mask_q[:, :, None].to(C.dtype)
+        if mask_v is not None:
+            C = C * mask_v[:, None, :].to(C.dtype)
+        return C
+
+    def forward(self, q, v, mask_q=None, mask_v=None):
+        check_shape(q, ("N", None, self.dim_q), "q")
+        check_shape(v, ("N", None, self.dim_v), "v")
+        N, L, S = q.shape[0], q.shape[1], v.shape[1]
+        if v.shape[0] != N:
+            raise ValueError(f"q and v must share N: got shapes {tuple(q.shape)} (N, L, D_q) "
+                             f"and {tuple(v.shape)} (N, S, D_v)")
+        for name, m, shape in (("mask_q", mask_q, (N, L)), ("mask_v", mask_v, (N, S))):
+            if m is not None:
+                check_shape(m, shape, name)
+                if m.dtype != torch.bool:
+                    raise ValueError(f"{name} must be bool (True = real), got dtype {m.dtype}")
+        C = self.affinity(q, v, mask_q, mask_v)  # (N, L, S)
+        Wq_q, Wv_v = self.W_q(q), self.W_v(v)  # (N, L, k), (N, S, k)
+        H_v = torch.tanh(Wv_v + C.transpose(1, 2) @ Wq_q)  # (N, S, k)
+        H_q = torch.tanh(Wq_q + C @ Wv_v)  # (N, L, k)
+        a_v = masked_softmax(self.w_hv(H_v).squeeze(-1), mask_v, dim=-1)  # (N, S)
+        a_q = masked_softmax(self.w_hq(H_q).squeeze(-1), mask_q, dim=-1)  # (N, L)
+        v_hat = (a_v.unsqueeze(-1) * v).sum(1)  # (N, D_v)
+        q_hat = (a_q.unsqueeze(-1) * q).sum(1)  # (N, D_q)
+        return q_hat, v_hat, a_q, a_v, C
+
+    @torch.no_grad()
+    def word_effects(self, q, v, mask_q=None, mask_v=None) -> torch.Tensor:
+        r"""What each element of ``q`` does to the attention over ``v``: :math:`a^v` minus
+        :math:`a^v` computed without that element.
+
+        .. math:: \Delta^{(l)} = a^v - a^{v(-l)}, \qquad
+                  a^{v(-l)} = \mathrm{softmax}_s\big(w_{hv}^\top
+                  \tanh(W_v v_s + \textstyle\sum_{l' \ne l} C_{l's} W_q q_{l'})\big)
+
+        Positive where word :math:`l` pulls the attention, negative where it pushes it
+        away; each row sums to zero. A map per word that says what the word contributes
+        (chapter 12's explorer): removing the colour word of "what is the shape of the
+        red object?" takes the attention off the red object.
+
+        Shape:
+            - q, v, masks: as :meth:`forward`
+            - output: :math:`(N, L, S)`, zero rows for masked words
+        """
+        C = self.affinity(q, v, mask_q, mask_v)  # (N, L, S)
+        Wq_q, Wv_v = self.W_q(q), self.W_v(v)  # (N, L, k), (N, S, k)
+        full = Wv_v + C.transpose(1, 2) @ Wq_q  # (N, S, k): all the words
+        without = full[:, None] - C[..., None] * Wq_q[:, :, None]  # (N, L, S, k): word l out
+        mask = None if mask_v is None else mask_v[:, None, :]
+        a_v = masked_softmax(self.w_hv(torch.tanh(full)).squeeze(-1), mask_v, dim=-1)
+        a_wo = masked_softmax(self.w_hv(torch.tanh(without)).squeeze(-1), mask, dim=-1)
+        effect = a_v[:, None] - a_wo  # (N, L, S)
+        return effect if mask_q is None else effect * mask_q[..., None].to(effect.dtype)
+
+    def extra_repr(self) -> str:
+        return f"dim_q={self.dim_q}, dim_v={self.dim_v}, hidden_size={self.hidden_size}"
 
 
 # ----------------------------------------------------------------------------- multi-head

@@ -10,8 +10,9 @@ The pipeline of chapter 12, one step per function:
 3. :func:`pad_batch`: sentences of different lengths become one ``(N, L)`` tensor of ids
    and their lengths; ``mmbook.utils.lengths_to_mask`` turns the lengths into the
    package's mask (``True`` = a real token);
-4. :class:`LSTMTextEncoder` and :class:`TransformerTextEncoder`: word embeddings, then an
-   LSTM or a small Transformer encoder, one vector per sentence (or one per token).
+4. :class:`BagOfWordsEncoder`, :class:`LSTMTextEncoder` and
+   :class:`TransformerTextEncoder`: word embeddings, then nothing (their mean), an LSTM or
+   a small Transformer encoder, one vector per sentence (or one per token).
 
 The tokenizer is deliberately simple and exact for the generated sentences of the book
 (Sort-of-CLEVR): real text needs a subword tokenizer from a library (Hugging Face
@@ -34,7 +35,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .utils import check_nonempty_batch, check_positive_int, check_shape, lengths_to_mask
 
 __all__ = [
-    "tokenize", "Vocabulary", "pad_batch", "LSTMTextEncoder", "TransformerTextEncoder",
+    "tokenize", "Vocabulary", "pad_batch", "BagOfWordsEncoder", "LSTMTextEncoder",
+    "TransformerTextEncoder", "make_text_encoder",
     "PAD", "UNK", "BOS", "EOS",
 ]
 
@@ -239,6 +241,59 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over the real steps: (N, L, E), (N, L) -> (N, E)."""
     w = mask.to(x.dtype).unsqueeze(-1)  # (N, L, 1)
     return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+class BagOfWordsEncoder(nn.Module):
+    """Word embeddings and their mean over the real tokens: the order of the words is lost.
+
+    .. math:: e_t = E[w_t], \\qquad z = \\frac{1}{\\ell} \\sum_{t \\le \\ell} e_t
+
+    The same as ``nn.EmbeddingBag(mode="mean")`` over each sentence's real tokens (the
+    tests compare them). Each word reaches the output through its own embedding, with no
+    recurrence to learn; the price is that "the cup left of the plate" and "the plate
+    left of the cup" get the same vector.
+
+    Args:
+        vocab_size: V; embed_dim: E (the size of ``z``); padding_idx: the id of ``<pad>``.
+
+    Shape:
+        - ids: :math:`(N, L)` int64; lengths: :math:`(N,)` with :math:`1 \\le \\ell_n \\le L`
+        - output: :math:`(N, E)`, or with ``return_sequence=True`` the pair
+          ``(embeddings (N, L, E), mask (N, L))`` (zero at the padding)
+
+    Examples:
+        >>> enc = BagOfWordsEncoder(vocab_size=10, embed_dim=4)
+        >>> z = enc(torch.tensor([[5, 6, 7], [6, 5, 0]]), [3, 2])
+        >>> z.shape, bool(torch.allclose(z[0], enc.embedding.weight[[5, 6, 7]].mean(0)))
+        (torch.Size([2, 4]), True)
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int = 64, padding_idx: int = 0):
+        super().__init__()
+        self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        self.embed_dim = self.out_features = check_positive_int(embed_dim, "embed_dim")
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
+
+    def forward(self, ids: torch.Tensor, lengths, return_sequence: bool = False):
+        lengths = _check_ids(ids, lengths, self.vocab_size)
+        mask = lengths_to_mask(lengths, ids.shape[1])  # (N, L), True = real token
+        e = self.embedding(ids) * mask.unsqueeze(-1)  # (N, L, E), zero at the padding
+        return (e, mask) if return_sequence else _masked_mean(e, mask)
+
+
+def make_text_encoder(kind: str, vocab_size: int, embed_dim: int = 32,
+                      hidden_size: int = 64) -> nn.Module:
+    """A question encoder by name: ``"lstm"`` (:class:`LSTMTextEncoder`, output H) or
+    ``"bow"`` (:class:`BagOfWordsEncoder` with embeddings of size H, output H).
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    if kind == "lstm":
+        return LSTMTextEncoder(vocab_size, embed_dim, hidden_size)
+    if kind == "bow":
+        return BagOfWordsEncoder(vocab_size, hidden_size)
+    raise ValueError(f"question_encoder must be 'lstm' or 'bow', got {kind!r}")
 
 
 class LSTMTextEncoder(nn.Module):

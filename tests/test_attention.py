@@ -1,5 +1,7 @@
 """mmbook.attention against torch: F.scaled_dot_product_attention, nn.MultiheadAttention."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -187,20 +189,104 @@ def test_cross_modal_attention_bad_inputs():
 
 
 # ----------------------------------------------------------------------------- co-attention
-def test_coattention_both_directions():
+def _lu_reference(co, q, v):
+    """Lu et al. (2016), eq. 3-4, in the paper's layout: one column per word or region."""
+    Q, V = q.transpose(1, 2), v.transpose(1, 2)  # (N, d_q, L), (N, d_v, S)
+    C = torch.tanh(Q.transpose(1, 2) @ co.W_b @ V)  # Q^T W_b V: (N, L, S)
+    W_q, W_v = co.W_q.weight, co.W_v.weight  # (k, d_q), (k, d_v)
+    H_v = torch.tanh(W_v @ V + (W_q @ Q) @ C)  # (N, k, S)
+    H_q = torch.tanh(W_q @ Q + (W_v @ V) @ C.transpose(1, 2))  # (N, k, L)
+    a_v = torch.softmax(co.w_hv.weight @ H_v, dim=-1)[:, 0]  # w_hv^T H^v: (N, S)
+    a_q = torch.softmax(co.w_hq.weight @ H_q, dim=-1)[:, 0]  # (N, L)
+    return (Q @ a_q[..., None])[..., 0], (V @ a_v[..., None])[..., 0], a_q, a_v, C
+
+
+def test_coattention_equals_lu_et_al_in_the_papers_layout():
+    torch.manual_seed(0)
+    co = CoAttention(6, 4, hidden_size=5)
+    q, v = torch.randn(3, 5, 6), torch.randn(3, 7, 4)
+    for got, want in zip(co(q, v), _lu_reference(co, q, v)):
+        assert_close(got, want)
+
+
+def test_coattention_masks_padding_on_both_sides():
+    torch.manual_seed(0)
     co = CoAttention(6, 4)
-    a, b = torch.randn(2, 5, 6), torch.randn(2, 7, 4)
-    mask_b = lengths_to_mask(torch.tensor([7, 3]), 7)
-    a_hat, b_hat, w_ab, w_ba, C = co(a, b, mask_b=mask_b)
-    assert_close(C, torch.tanh(torch.einsum("nld,de,nse->nls", a, co.W, b)))
-    assert_close(w_ab.sum(-1), torch.ones(2, 5))
-    assert_close(w_ba.sum(-1), torch.ones(2, 7))
-    assert (w_ab[1, :, 3:] == 0).all()
-    assert_close(w_ba, torch.softmax(C.transpose(1, 2), -1))
-    assert_close(a_hat, w_ab @ b)
-    assert_close(b_hat, w_ba @ a)
-    with pytest.raises(ValueError, match="b"):
-        co(a, torch.randn(2, 7, 5))
+    q, v = torch.randn(2, 5, 6), torch.randn(2, 7, 4)
+    mask_q = lengths_to_mask(torch.tensor([5, 2]), 5)
+    mask_v = lengths_to_mask(torch.tensor([7, 3]), 7)
+    q_hat, v_hat, a_q, a_v, C = co(q, v, mask_q, mask_v)
+    assert (a_q[1, 2:] == 0).all() and (a_v[1, 3:] == 0).all()
+    assert_close(a_q.sum(-1), torch.ones(2)) and assert_close(a_v.sum(-1), torch.ones(2))
+    # the padding's values do not matter: the same result as on the cut sequences
+    cut = co(q[1:, :2], v[1:, :3])
+    for got, want in zip((q_hat[1:], v_hat[1:], a_q[1:, :2], a_v[1:, :3], C[1:, :2, :3]), cut):
+        assert_close(got, want)
+    noisy = co(q + 100 * (~mask_q)[..., None], v - 50 * (~mask_v)[..., None], mask_q, mask_v)
+    assert_close(noisy[0], q_hat) and assert_close(noisy[1], v_hat)
+
+
+def test_word_effects_are_the_attention_minus_the_attention_without_the_word():
+    torch.manual_seed(0)
+    co = CoAttention(6, 4, hidden_size=5)
+    q, v = torch.randn(2, 5, 6), torch.randn(2, 7, 4)
+    mask_q = lengths_to_mask(torch.tensor([5, 3]), 5)
+    effects = co.word_effects(q, v, mask_q)
+    a_v = co(q, v, mask_q)[3]
+    for word in range(5):  # the reference: the same layer with that word masked out
+        without = mask_q.clone()
+        without[:, word] = False
+        want = (a_v - co(q, v, without)[3]) * mask_q[:, word, None]
+        assert_close(effects[:, word], want)
+    assert_close(effects.sum(-1), torch.zeros(2, 5), atol=1e-6, rtol=0)
+    assert (effects[1, 3:] == 0).all()
+
+
+def test_coattention_refuses_bad_input():
+    co = CoAttention(6, 4)
+    q, v = torch.randn(2, 5, 6), torch.randn(2, 7, 4)
+    with pytest.raises(ValueError, match="v"):
+        co(q, torch.randn(2, 7, 5))
+    with pytest.raises(ValueError, match="share N"):
+        co(q, torch.randn(3, 7, 4))
+    with pytest.raises(ValueError, match="mask_q"):
+        co(q, v, mask_q=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="bool"):
+        co(q, v, mask_v=torch.ones(2, 7))
+
+
+def _fit_to_one_region(weights_of, params, target, steps=300):
+    """Adam on -log(weight of region ``target``); returns the weight reached."""
+    opt = torch.optim.Adam(params, lr=0.05)
+    for _ in range(steps):
+        loss = -torch.log(weights_of()[0, target])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return weights_of()[0, target].item()
+
+
+def test_one_query_can_put_nearly_all_its_weight_on_one_of_64_regions():
+    torch.manual_seed(0)
+    q, v = torch.randn(1, 1, 8), torch.randn(1, 64, 8)  # one query word, 64 regions
+    co = CoAttention(8, 8, hidden_size=8)
+    reached = _fit_to_one_region(lambda: co(q, v)[3], co.parameters(), target=17)
+    assert reached > 0.9, reached
+
+
+def test_a_softmax_of_the_tanh_affinity_cannot_exceed_its_cap():
+    """The old form, softmax_s(tanh(q W v^T)): logits in [-1, 1], so over S = 64 regions
+    no weight exceeds e^2 / (e^2 + 63) ~ 0.105, however W is trained."""
+    torch.manual_seed(0)
+    q, v = torch.randn(1, 1, 8), torch.randn(1, 64, 8)
+    W = nn.Parameter(torch.randn(8, 8) * 0.1)
+    capped = lambda: torch.softmax(torch.tanh(q @ W @ v.transpose(1, 2)), -1)[0]  # noqa: E731
+    reached = _fit_to_one_region(capped, [W], target=17)
+    cap = math.e ** 2 / (math.e ** 2 + 63)
+    assert reached <= cap + 1e-6, reached
+    best = torch.softmax(torch.tensor([1.0] + [-1.0] * 63), 0)[0]  # C = +1 there, -1 elsewhere
+    assert_close(best, torch.tensor(cap, dtype=torch.float32)) and float(cap) < 0.106
 
 
 # ----------------------------------------------------------------------------- modality attention

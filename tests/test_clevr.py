@@ -11,7 +11,9 @@ from mmbook.data import (
     CLEVR_COLORS,
     CLEVR_SHAPES,
     QUESTION_TYPES,
+    blind_caption,
     caption_facts,
+    colour_blind_answer,
     make_sort_of_clevr,
 )
 from mmbook.data.clevr import MIN_IMAGE_SIZE
@@ -61,6 +63,44 @@ def test_every_answer_recomputed_from_the_scene(ds):
         assert color in ds.questions[i]
         assert ds.answers[i] == _answer(scene, qtype, color, 32), i
         assert ds.kinds[i] == QUESTION_TYPES[qtype]
+
+
+def test_colour_blind_answer_is_the_most_frequent_answer_over_the_objects(ds):
+    right = {t: 0 for t in QUESTION_TYPES}
+    for i in range(len(ds)):
+        scene, qtype = ds.scenes[ds.image_index[i]], ds.types[i]
+        answers = [_answer(scene, qtype, o["color"], 32) for o in scene]  # independent
+        best = max(answers.count(a) for a in answers)
+        first = min((a for a in answers if answers.count(a) == best), key=CLEVR_ANSWERS.index)
+        got = colour_blind_answer(scene, qtype, 32)
+        assert got == first
+        # no answer that ignores the colour is right for more of the six objects
+        assert all(answers.count(got) >= answers.count(a) for a in CLEVR_ANSWERS)
+        right[qtype] += got == ds.answers[i]
+    shapes = [[o["shape"] for o in sc] for sc in ds.scenes]
+    majority = [max(CLEVR_SHAPES, key=sh.count) for sh in shapes]
+    for qtype in ("shape", "closest", "furthest"):  # at least the majority-shape rule
+        rule = sum(majority[ds.image_index[i]] == ds.answers[i] for i in range(len(ds))
+                   if ds.types[i] == qtype)
+        assert right[qtype] >= rule
+    with pytest.raises(ValueError, match="qtype"):
+        colour_blind_answer(ds.scenes[0], "colour", 32)
+
+
+def test_blind_captions_know_what_they_claim_to_know(ds):
+    rng = np.random.default_rng(0)
+    for scene in ds.scenes:
+        shapes = [o["shape"] for o in scene]
+        majority = max(CLEVR_SHAPES, key=shapes.count)
+        right = caption_facts(blind_caption(scene, "right", "majority", rng), scene)
+        assert right["in_order"] and right["complete"] and right["facts"] == 6
+        assert right["true"] == shapes.count(majority)  # true exactly for that shape
+        coin = caption_facts(blind_caption(scene, "right", "random", rng), scene)
+        assert coin["in_order"] and coin["complete"]
+        shuffled = blind_caption(scene, "shuffled", "random", rng)
+        assert caption_facts(shuffled, scene)["complete"]
+    with pytest.raises(ValueError, match="order"):
+        blind_caption(ds.scenes[0], order="left")
 
 
 def test_every_caption_recomputed_and_true(ds):

@@ -21,7 +21,8 @@ from mmbook.execute import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-LEARNED = ["01_introduction", "06_fusion_levels", "07_attention"]  # learned comparisons
+LEARNED = ["01_introduction", "06_fusion_levels", "07_attention",  # learned comparisons
+           "12_vision_language"]
 SEEDS = [1, 3]
 
 pytestmark = pytest.mark.seeds

@@ -14,9 +14,11 @@ from mmbook.text import (
     EOS,
     PAD,
     UNK,
+    BagOfWordsEncoder,
     LSTMTextEncoder,
     TransformerTextEncoder,
     Vocabulary,
+    make_text_encoder,
     pad_batch,
     tokenize,
 )
@@ -168,7 +170,33 @@ def test_transformer_encoder_against_nn_transformer_encoder():
                                                     for n in range(3)]))
 
 
-@pytest.mark.parametrize("enc", [LSTMTextEncoder(20, 4, 6), TransformerTextEncoder(20, 4, 2)])
+def test_bag_of_words_equals_nn_embedding_bag_mean():
+    torch.manual_seed(0)
+    enc = BagOfWordsEncoder(20, embed_dim=5)
+    ids, lengths = _batch()
+    bag = nn.EmbeddingBag.from_pretrained(enc.embedding.weight.detach(), mode="mean")
+    real = torch.cat([ids[n, :lengths[n]] for n in range(len(ids))])  # the real tokens only
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)[:-1]])
+    torch.testing.assert_close(enc(ids, lengths), bag(real, offsets))
+    torch.testing.assert_close(enc(ids, lengths.tolist()), enc(ids, lengths))  # a list is fine
+    words, mask = enc(ids, lengths, return_sequence=True)
+    assert (words[~mask] == 0).all() and torch.equal(mask, lengths_to_mask(lengths, 6))
+    # the order of the words is lost: a permuted sentence has the same vector
+    perm = ids.clone()
+    perm[0, :lengths[0]] = ids[0, :lengths[0]].flip(0)
+    torch.testing.assert_close(enc(perm, lengths)[0], enc(ids, lengths)[0])
+
+
+def test_make_text_encoder():
+    assert isinstance(make_text_encoder("lstm", 20, 4, 6), LSTMTextEncoder)
+    bow = make_text_encoder("bow", 20, 4, 6)
+    assert isinstance(bow, BagOfWordsEncoder) and bow.out_features == 6
+    with pytest.raises(ValueError, match="'lstm' or 'bow'"):
+        make_text_encoder("gru", 20)
+
+
+@pytest.mark.parametrize("enc", [LSTMTextEncoder(20, 4, 6), TransformerTextEncoder(20, 4, 2),
+                                 BagOfWordsEncoder(20, 4)])
 def test_encoders_refuse_bad_input(enc):
     ids, lengths = _batch()
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, L=6\]"):

@@ -4,16 +4,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmbook.models.captioning import CaptionModel, caption_loss
+from mmbook.models.captioning import AttentionCaptionModel, CaptionModel, caption_loss
 from mmbook.models.vqa import (
     CoAttentionVQA,
     ConcatVQA,
     FiLMVQA,
     ImageOnlyVQA,
+    ObjectMLPVQA,
     QuestionOnlyVQA,
     RelationNetworkVQA,
     encode_questions,
     grid_coordinates,
+    object_cells,
 )
 from mmbook.text import LSTMTextEncoder
 from mmbook.utils import lengths_to_mask
@@ -39,6 +41,10 @@ MODELS = {
     "film": lambda: FiLMVQA(C, G, V, A),
     "coattention": lambda: CoAttentionVQA(C, G, V, A),
     "relation network": lambda: RelationNetworkVQA(C, G, V, A),
+    "object mlp": lambda: ObjectMLPVQA(C, G, V, A),
+    "coattention, bag of words": lambda: CoAttentionVQA(C, G, V, A, question_encoder="bow"),
+    "relation network, bag of words": lambda: RelationNetworkVQA(C, G, V, A,
+                                                                 question_encoder="bow"),
 }
 
 
@@ -63,6 +69,25 @@ def test_wrong_feature_map_is_refused(name):
     features, ids, lengths = _inputs()
     with pytest.raises(ValueError, match="features"):
         model(features[:, :, :4, :4], ids, lengths)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_lengths_as_a_list_give_the_same_answer(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    features, ids, lengths = _inputs()
+    torch.testing.assert_close(model(features, ids, lengths.tolist()),
+                               model(features, ids, lengths))
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if n != "image only"])
+def test_bad_lengths_are_refused_by_name(name):
+    model = MODELS[name]()
+    features, ids, lengths = _inputs()
+    with pytest.raises(ValueError, match="lengths"):
+        model(features, ids, lengths.tolist()[:3])
+    with pytest.raises(ValueError, match="lengths"):
+        model(features, ids, [0] * 6)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -102,8 +127,8 @@ def test_encode_questions_equals_encoding_every_row_with_gradients():
 
 def test_relation_network_pairs_equal_the_concatenation():
     torch.manual_seed(0)
-    rn = RelationNetworkVQA(C, G, V, A, object_features=3, hidden_size=5)
-    o = torch.randn(2, 4, 5)  # (N, K, object_features + 2)
+    rn = RelationNetworkVQA(3, G, V, A, hidden_size=5)
+    o = torch.randn(2, 4, 5)  # (N, K, C + 2)
     q = torch.randn(2, 5)
     got = rn.pair_hidden(o, q)
     K = 4
@@ -112,11 +137,41 @@ def test_relation_network_pairs_equal_the_concatenation():
     torch.testing.assert_close(got, torch.relu(rn.g1(pairs)))
 
 
-def test_relation_network_objects_carry_coordinates():
-    rn = RelationNetworkVQA(C, G, V, A)
-    o = rn.object_vectors(torch.randn(2, C, G, G))
-    assert o.shape == (2, (G // 2) ** 2, 32 + 2)
-    torch.testing.assert_close(o[0, :, -2:], grid_coordinates(G // 2))
+def test_object_cells_are_the_least_empty_cells_with_their_coordinates():
+    features = torch.rand(3, C, G, G, generator=torch.Generator().manual_seed(0))
+    objects, cells = object_cells(features, num_objects=6, empty_channel=0)
+    xy = grid_coordinates(G)
+    for n in range(3):  # the naive way: sort the cells by p(empty), keep 6, raster order
+        empty = features[n, 0].flatten().tolist()
+        want = sorted(sorted(range(G * G), key=lambda k: empty[k])[:6])
+        assert cells[n].tolist() == want
+        for k, cell in enumerate(want):
+            gy, gx = divmod(cell, G)
+            torch.testing.assert_close(objects[n, k], torch.cat([features[n, :, gy, gx],
+                                                                 xy[cell]]))
+    with pytest.raises(ValueError, match="num_objects"):
+        object_cells(features, num_objects=G * G + 1)
+    with pytest.raises(ValueError, match="empty_channel"):
+        object_cells(features, 6, empty_channel=C)
+
+
+def test_relation_network_is_invariant_to_the_order_of_the_objects_and_the_mlp_is_not():
+    torch.manual_seed(0)
+    features, ids, lengths = _inputs()
+    models = {"rn": RelationNetworkVQA(C, G, V, A), "mlp": ObjectMLPVQA(C, G, V, A)}
+    o = models["rn"].objects(features)
+    q = encode_questions(models["rn"].question, ids, lengths)
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    rn = models["rn"]
+    summed = rn.f(rn.g2(rn.pair_hidden(o, q)).sum((1, 2)))
+    permuted = rn.f(rn.g2(rn.pair_hidden(o[:, perm], q)).sum((1, 2)))
+    torch.testing.assert_close(summed, permuted)
+    torch.testing.assert_close(summed, rn(features, ids, lengths))
+    mlp = models["mlp"]
+    q = encode_questions(mlp.question, ids, lengths)
+    slots = mlp.mlp(torch.cat([o.flatten(1), q], 1))
+    torch.testing.assert_close(slots, mlp(features, ids, lengths))
+    assert not torch.allclose(slots, mlp.mlp(torch.cat([o[:, perm].flatten(1), q], 1)))
 
 
 def test_film_applies_gamma_and_beta():
@@ -134,21 +189,36 @@ def test_film_applies_gamma_and_beta():
         torch.testing.assert_close(film(features, ids, lengths), want)
 
 
-def test_coattention_weights_are_distributions_over_the_regions():
+@pytest.mark.parametrize("encoder", ["lstm", "bow"])
+def test_coattention_weights_are_distributions_over_the_cells_and_words(encoder):
     torch.manual_seed(0)
-    model = CoAttentionVQA(C, G, V, A)
+    model = CoAttentionVQA(C, G, V, A, question_encoder=encoder)
     features, ids, lengths = _inputs()
     model(features, ids, lengths)
-    w = model.last_weights
-    assert w.shape == (6, 4, G * G)
-    torch.testing.assert_close(w.sum(-1), torch.ones(6, 4))
+    a_v, a_q, affinity = model.last_weights, model.last_word_weights, model.last_affinity
+    assert a_v.shape == (6, G * G) and a_q.shape == (6, 4) and affinity.shape == (6, 4, G * G)
+    torch.testing.assert_close(a_v.sum(-1), torch.ones(6))
+    torch.testing.assert_close(a_q.sum(-1), torch.ones(6))
+    padding = ~lengths_to_mask(lengths, 4)
+    assert (a_q[padding] == 0).all() and (affinity[padding] == 0).all()
+    if encoder == "bow":  # the words are the embeddings themselves (Lu et al.'s word level)
+        words, _ = model.question(ids, lengths, return_sequence=True)
+        torch.testing.assert_close(words, model.question.embedding(ids) * ~padding[..., None])
 
 
 # ----------------------------------------------------------------------------- captioning
-def _caption_model(seed=0):
+CAPTIONERS = {
+    "single vector": lambda: CaptionModel(C, G, vocab_size=12, embed_dim=6, hidden_size=10,
+                                          image_features=8),
+    "attention": lambda: AttentionCaptionModel(C, G, vocab_size=12, embed_dim=6,
+                                               hidden_size=10, annotation_size=8,
+                                               attention_size=7),
+}
+
+
+def _caption_model(seed=0, kind="single vector"):
     torch.manual_seed(seed)
-    return CaptionModel(C, G, vocab_size=12, embed_dim=6, hidden_size=10,
-                        image_features=8).eval()
+    return CAPTIONERS[kind]().eval()
 
 
 def _sequence_logp(model, features, seqs):
@@ -161,26 +231,127 @@ def _sequence_logp(model, features, seqs):
     return (word_logp * keep).sum(1)
 
 
-def test_beam_one_is_greedy():
+def _fairseq_rules(logp, t, max_len, model):
+    """fairseq's SequenceGenerator: never <pad> (our <bos> is a separate id: never it
+    either); at step max_len only <eos>."""
+    logp = logp.clone()
+    logp[:, [model.pad_index, model.bos_index]] = float("-inf")
+    if t == max_len:
+        keep = logp[:, model.eos_index].clone()
+        logp[:] = float("-inf")
+        logp[:, model.eos_index] = keep
+    return logp
+
+
+@torch.no_grad()
+def _reference_greedy(model, features, max_len):
+    """Greedy decoding the slow way: the whole prefix through forward() at every step."""
+    rows = []
+    for n in range(len(features)):
+        prefix = [model.bos_index]
+        for t in range(max_len + 1):
+            logits = model(features[n:n + 1], torch.tensor([prefix]))[:, -1]
+            word = int(_fairseq_rules(torch.log_softmax(logits, -1), t, max_len, model).argmax())
+            prefix.append(word)
+            if word == model.eos_index:
+                break
+        rows.append(prefix[1:])
+    T = max(map(len, rows))
+    return torch.tensor([r + [model.pad_index] * (T - len(r)) for r in rows])
+
+
+@pytest.mark.parametrize("kind", CAPTIONERS)
+def test_greedy_equals_the_reference_decoder(kind):
     for seed in range(3):
-        model = _caption_model(seed)
+        model = _caption_model(seed, kind)
+        features = torch.randn(4, C, G, G, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(model.greedy(features, max_len=7),
+                                   _reference_greedy(model, features, max_len=7))
+
+
+@pytest.mark.parametrize("kind", CAPTIONERS)
+def test_beam_one_is_greedy(kind):
+    for seed in range(3):
+        model = _caption_model(seed, kind)
         features = torch.randn(5, C, G, G, generator=torch.Generator().manual_seed(seed))
         greedy = model.greedy(features, max_len=12)
         beam = model.beam_search(features, beam_size=1, max_len=12)
         assert torch.equal(greedy, beam)
 
 
-def test_wider_beams_find_captions_at_least_as_probable():
-    model = _caption_model(1)
+@pytest.mark.parametrize("kind", CAPTIONERS)
+def test_pad_and_bos_are_never_generated(kind):
+    """A model that prefers <pad> and <bos> above all: fairseq never selects pad."""
+    model = _caption_model(0, kind)
+    with torch.no_grad():
+        model.out.bias[[model.pad_index, model.bos_index]] += 50.0
+    features = torch.randn(4, C, G, G, generator=torch.Generator().manual_seed(1))
+    for out in (model.greedy(features, max_len=6), model.beam_search(features, 3, max_len=6)):
+        assert not (out == model.bos_index).any()
+        ended = (out == model.eos_index).cumsum(1) > 0
+        before_eos = ~ended | (out == model.eos_index)
+        assert not (out[before_eos] == model.pad_index).any()
+        assert ((out == model.eos_index).sum(1) == 1).all()
+    torch.testing.assert_close(model.greedy(features, max_len=6),
+                               _reference_greedy(model, features, max_len=6))
+
+
+@pytest.mark.parametrize("kind", CAPTIONERS)
+def test_an_unfinished_hypothesis_gets_eos_after_max_len_words(kind):
+    """fairseq's rule: at step max_len every token but <eos> is forbidden."""
+    model = _caption_model(0, kind)
+    with torch.no_grad():
+        model.out.bias[model.eos_index] -= 50.0  # <eos> would never win on its own
+    features = torch.randn(3, C, G, G, generator=torch.Generator().manual_seed(2))
+    for out in (model.greedy(features, max_len=5), model.beam_search(features, 3, max_len=5)):
+        assert out.shape == (3, 6)  # five words, then the forced <eos>
+        assert (out[:, -1] == model.eos_index).all()
+        assert not (out[:, :-1] == model.eos_index).any()
+
+
+def _exhaustive_best(model, features, max_len):
+    """The most probable caption under the rules, by trying every one (tiny vocabulary)."""
+    allowed = [i for i in range(model.vocab_size) if i not in (model.pad_index,
+                                                                model.bos_index,
+                                                                model.eos_index)]
+    candidates = [[model.eos_index]]
+    frontier = [[]]
+    for _ in range(max_len):
+        frontier = [p + [w] for p in frontier for w in allowed]
+        candidates += [p + [model.eos_index] for p in frontier]
+    T = max_len + 1
+    seqs = torch.tensor([c + [model.pad_index] * (T - len(c)) for c in candidates])
+    best = []
+    for n in range(len(features)):
+        lp = _sequence_logp(model, features[n:n + 1].expand(len(seqs), -1, -1, -1), seqs)
+        best.append(seqs[int(lp.argmax())])
+    return torch.stack(best)
+
+
+@pytest.mark.parametrize("kind", CAPTIONERS)
+def test_a_beam_as_wide_as_every_hypothesis_finds_the_most_probable_caption(kind):
+    torch.manual_seed(0)
+    model = (CaptionModel(C, G, vocab_size=6, embed_dim=4, hidden_size=6, image_features=5)
+             if kind == "single vector" else
+             AttentionCaptionModel(C, G, vocab_size=6, embed_dim=4, hidden_size=6,
+                                   annotation_size=5, attention_size=4)).eval()
+    features = torch.randn(3, C, G, G, generator=torch.Generator().manual_seed(3))
+    want = _exhaustive_best(model, features, max_len=3)  # 3 words of 3 allowed: 40 captions
+    got = model.beam_search(features, beam_size=64, max_len=3)
+    got = torch.cat([got, torch.zeros(3, 4 - got.shape[1], dtype=torch.long)], 1)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("kind", CAPTIONERS)
+def test_wider_beams_find_captions_at_least_as_probable(kind):
+    model = _caption_model(1, kind)
     with torch.no_grad():  # make <eos> likely enough that sentences end
         model.out.bias[model.eos_index] += 1.5
     features = torch.randn(6, C, G, G, generator=torch.Generator().manual_seed(5))
     greedy = model.greedy(features, max_len=15)
     beam = model.beam_search(features, beam_size=4, max_len=15)
-    ended = ((greedy == model.eos_index).any(1) & (beam == model.eos_index).any(1))
-    assert ended.sum() >= 3
-    lp_g = _sequence_logp(model, features, greedy)[ended]
-    lp_b = _sequence_logp(model, features, beam)[ended]
+    lp_g = _sequence_logp(model, features, greedy)
+    lp_b = _sequence_logp(model, features, beam)
     assert (lp_b >= lp_g - 1e-5).all()
 
 
@@ -194,9 +365,25 @@ def test_caption_loss_ignores_padding():
         caption_loss(logits, targets[:, :2])
 
 
-def test_teacher_forcing_shapes():
-    model = _caption_model()
+@pytest.mark.parametrize("kind", CAPTIONERS)
+def test_teacher_forcing_shapes(kind):
+    model = _caption_model(0, kind)
     out = model(torch.randn(3, C, G, G), torch.randint(0, 12, (3, 7)))
     assert out.shape == (3, 7, 12)
     with pytest.raises(ValueError, match="ids"):
         model(torch.randn(3, C, G, G), torch.randint(0, 12, (2, 7)))
+    with pytest.raises(ValueError, match="features"):
+        model(torch.randn(3, C, G + 1, G + 1), torch.randint(0, 12, (3, 7)))
+
+
+def test_attention_captioner_weights_per_word():
+    model = _caption_model(0, "attention")
+    features = torch.randn(3, C, G, G)
+    ids, alpha = model.greedy(features, max_len=6, return_attention=True)
+    assert alpha.shape == (3, ids.shape[1], G * G)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(3, ids.shape[1]))
+    bos = torch.full((3, 1), model.bos_index)
+    model(features, torch.cat([bos, ids[:, :-1]], 1))  # teacher forcing on its own words
+    torch.testing.assert_close(model.last_weights, alpha)
+    with pytest.raises(ValueError, match="no attention"):
+        _caption_model(0, "single vector").greedy(features, return_attention=True)

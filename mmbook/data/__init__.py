@@ -17,7 +17,7 @@ from .av_digits import (
     remove_energy,
     spectrogram,
 )
-from .base import ModalityDataset
+from .base import ModalityDataset, batch_loader
 from .clevr import (
     CLEVR_ANSWERS,
     CLEVR_COLORS,
@@ -25,8 +25,11 @@ from .clevr import (
     QUESTION_KINDS,
     QUESTION_TYPES,
     SortOfCLEVR,
+    blind_caption,
     caption_facts,
+    colour_blind_answer,
     make_sort_of_clevr,
+    scene_answer,
 )
 from .download import ChecksumError, DownloadError, ensure, fetch, sha256_file
 from .mfeat import MFEAT_VIEWS, load_mfeat
@@ -36,13 +39,13 @@ from .reviews import SpokenReviews, check_speaker_splits, make_spoken_reviews, w
 from .synthetic import INTERACTION_KINDS, make_interactions
 
 __all__ = [
-    "ModalityDataset",
     "AVDigits", "load_av_digits", "spectrogram", "peak_normalise", "av_wave", "read_wav",
     "read_mnist", "mnist_pca", "remove_energy", "AV_SIZES", "AV_MAX_SIZES",
     "load_mfeat", "MFEAT_VIEWS",
     "make_interactions", "INTERACTION_KINDS",
     "make_sort_of_clevr", "SortOfCLEVR", "caption_facts", "CLEVR_COLORS", "CLEVR_SHAPES",
-    "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS",
+    "CLEVR_ANSWERS", "QUESTION_TYPES", "QUESTION_KINDS", "colour_blind_answer",
+    "scene_answer", "blind_caption", "batch_loader", "ModalityDataset",
     "fetch", "ensure", "data_root", "cache_dir", "ChecksumError", "DownloadError",
     "sha256_file", "DATASETS", "attribution", "checksums", "file_url",
     "make_spoken_reviews", "SpokenReviews", "check_speaker_splits", "word_vectors",

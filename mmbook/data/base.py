@@ -14,11 +14,42 @@ several questions, questions as strings) subclasses it and overrides ``__len__``
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
-from ..utils import check_shape
+from ..utils import check_positive_int, check_shape
 
-__all__ = ["ModalityDataset"]
+__all__ = ["ModalityDataset", "batch_loader"]
+
+
+def batch_loader(tensors, batch_size: int, seed: int = 0) -> DataLoader:
+    """Shuffled mini-batches of aligned tensors, each batch taken in one indexing step.
+
+    A ``DataLoader(TensorDataset(...), batch_size=B)`` fetches the B items of a batch one
+    by one and stacks them; this loader hands the sampler's B indices to the tensors at
+    once (``tensor[indices]``), which gives the same batches for a fraction of the cost
+    when the model itself is small. Pass it to :meth:`mmbook.train.Trainer.fit` in place
+    of the tensors; each pass over it is a new permutation drawn from ``seed``.
+
+    Args:
+        tensors: ``(*inputs, target)``, tensors sharing their first dimension N.
+        batch_size: B (the last batch may be smaller).
+        seed: seeds the shuffling.
+
+    Examples:
+        >>> x, y = torch.arange(10.0)[:, None], torch.arange(10)
+        >>> batches = list(batch_loader((x, y), batch_size=4, seed=0))
+        >>> [len(b[1]) for b in batches], bool(torch.equal(batches[0][0][:, 0].long(),
+        ...                                                 batches[0][1]))
+        ([4, 4, 2], True)
+    """
+    tensors = tuple(tensors)
+    if not tensors or len({len(t) for t in tensors}) != 1:
+        raise ValueError(f"tensors must share their first dimension N, got shapes "
+                         f"{[tuple(t.shape) for t in tensors]}")
+    data = TensorDataset(*tensors)
+    sampler = BatchSampler(RandomSampler(data, generator=torch.Generator().manual_seed(seed)),
+                           check_positive_int(batch_size, "batch_size"), drop_last=False)
+    return DataLoader(data, sampler=sampler, batch_size=None)
 
 
 class ModalityDataset(Dataset):

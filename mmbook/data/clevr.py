@@ -40,6 +40,7 @@ from .base import ModalityDataset
 __all__ = [
     "make_sort_of_clevr", "SortOfCLEVR", "CLEVR_COLORS", "CLEVR_SHAPES", "QUESTION_TYPES",
     "QUESTION_KINDS", "CLEVR_ANSWERS", "scene_answer", "scene_caption", "caption_facts",
+    "colour_blind_answer", "blind_caption",
     "question_text", "render_scene",
     "MIN_IMAGE_SIZE",
 ]
@@ -121,6 +122,29 @@ def scene_answer(scene: Sequence[dict], qtype: str, color: str, image_size: int)
     return others[pick]["shape"]
 
 
+def colour_blind_answer(scene: Sequence[dict], qtype: str, image_size: int) -> str:
+    """The best answer of a reader that sees the scene and the question's type but not the
+    colour: the answer that is right for the most objects of the scene.
+
+    Not knowing which of the six objects is meant, it answers the question about each of
+    them (:func:`scene_answer`) and gives the most frequent answer (ties go to the answer
+    that comes first in :data:`CLEVR_ANSWERS`). Each colour being equally likely to be
+    asked about, no colour-blind answer is right more often. For "shape" this is the
+    scene's majority shape; for "how many" that shape's count; for "left" and "top"
+    whether most objects are on the left (at the top); for "closest" and "furthest" the
+    shape that is closest to (furthest from) most objects, which beats the majority shape.
+
+    Examples:
+        >>> scene = [{"color": c, "shape": s, "center": (4.0 + 5 * i, 4.0)} for i, (c, s)
+        ...          in enumerate(zip(CLEVR_COLORS, ["circle"] * 4 + ["square"] * 2))]
+        >>> [colour_blind_answer(scene, t, 32) for t in ("shape", "count", "left")]
+        ['circle', 'four', 'yes']
+    """
+    check_choice(qtype, tuple(QUESTION_TYPES), "qtype")
+    votes = [scene_answer(scene, qtype, o["color"], image_size) for o in scene]
+    return max(sorted(set(votes), key=CLEVR_ANSWERS.index), key=votes.count)
+
+
 def scene_caption(scene: Sequence[dict]) -> str:
     """The caption of a scene: every object, left to right.
 
@@ -134,6 +158,41 @@ def scene_caption(scene: Sequence[dict]) -> str:
                for o in objs]
     listed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     return listed[0].upper() + listed[1:] + ", from left to right."
+
+
+def blind_caption(scene: Sequence[dict], order: str = "right", shapes: str = "random",
+                  rng: np.random.Generator | None = None) -> str:
+    """A caption written without seeing which shape each object has: a baseline.
+
+    It names the six colours, in their true left-to-right order (``order="right"``, as if
+    the positions and colours were read) or in a random order (``"shuffled"``), each with
+    a random shape (``shapes="random"``, every fact a coin flip) or with the scene's
+    majority shape (``"majority"``, square in a 3-3 tie: what a reader that counts the
+    shapes but cannot bind them to colours would write).
+    It has the template's words, so it scores a high BLEU; :func:`caption_facts` tells it
+    apart from a caption that read the image.
+
+    Examples:
+        >>> scene = [{"color": "red", "shape": "circle", "center": (2.0, 7.0)},
+        ...          {"color": "blue", "shape": "circle", "center": (9.0, 3.0)},
+        ...          {"color": "gray", "shape": "square", "center": (5.0, 3.0)}]
+        >>> blind_caption(scene, "right", "majority")
+        'A red circle, a gray circle and a blue circle, from left to right.'
+    """
+    check_choice(order, ("right", "shuffled"), "order")
+    check_choice(shapes, ("random", "majority"), "shapes")
+    rng = np.random.default_rng(0) if rng is None else rng
+    objs = sorted(scene, key=lambda o: tuple(o["center"]))
+    colors = [o["color"] for o in objs]
+    if order == "shuffled":
+        colors = [colors[i] for i in rng.permutation(len(colors))]
+    if shapes == "random":
+        drawn = [CLEVR_SHAPES[i] for i in rng.integers(0, len(CLEVR_SHAPES), len(objs))]
+    else:
+        counts = [sum(o["shape"] == sh for o in scene) for sh in CLEVR_SHAPES]
+        drawn = [CLEVR_SHAPES[int(np.argmax(counts))]] * len(objs)  # the first one in a tie
+    return scene_caption([{"color": c, "shape": sh, "center": o["center"]}
+                          for c, sh, o in zip(colors, drawn, objs)])
 
 
 def caption_facts(caption: str, scene: Sequence[dict]) -> dict:

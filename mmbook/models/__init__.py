@@ -14,8 +14,9 @@
   :class:`StreamingSpectrogram`, the causal audio front-end fed samples as they arrive.
 * :class:`DualEncoder` (chapter 11): a CLIP-style dual encoder for cross-modal retrieval.
 * chapter 12: visual question answering (:mod:`.vqa`: question-only and image-only
-  baselines, CNN + LSTM, FiLM, co-attention, Relation Network) and captioning
-  (:class:`CaptionModel`, :mod:`.captioning`).
+  baselines, CNN + LSTM, FiLM, co-attention, a Relation Network and an MLP on objects)
+  and captioning (:class:`CaptionModel`, :class:`AttentionCaptionModel`,
+  :mod:`.captioning`).
 """
 
 import importlib
@@ -31,8 +32,8 @@ _LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
 _LAZY.update({"StreamingEncoder": "streaming", "StreamingSpectrogram": "streaming"})  # ch. 15
 _LAZY.update({"DualEncoder": "dual_encoder"})  # chapter 11
 _LAZY.update({name: "vqa" for name in ("QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA", "FiLMVQA",
-                                       "CoAttentionVQA", "RelationNetworkVQA")})
-_LAZY.update({"CaptionModel": "captioning"})
+                                       "CoAttentionVQA", "RelationNetworkVQA", "ObjectMLPVQA")})
+_LAZY.update({"CaptionModel": "captioning", "AttentionCaptionModel": "captioning"})
 __all__ = list(_LAZY)
 
 

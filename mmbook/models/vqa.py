@@ -3,11 +3,14 @@
 Every model answers from the same two inputs and returns answer logits:
 
 * ``features``: the feature map of an image, :math:`(N, C, G, G)`, from a CNN stem (the
-  chapter uses a frozen ``ImageEncoder(...).features``, so the maps are computed once);
+  chapter uses a frozen stem that gives, per cell, the probabilities of "no object", of
+  each colour and of each shape, so the maps are computed once);
 * ``ids, lengths``: the question as padded token ids :math:`(N, L)` and lengths
-  :math:`(N,)` (see :class:`mmbook.text.Vocabulary`).
+  :math:`(N,)`, a tensor or a list of ints (see :class:`mmbook.text.Vocabulary`).
 
-The models:
+Each model reads the question with ``question_encoder="lstm"``
+(:class:`~mmbook.text.LSTMTextEncoder`) or ``"bow"``
+(:class:`~mmbook.text.BagOfWordsEncoder`, the mean of the word embeddings). The models:
 
 * :class:`QuestionOnlyVQA` and :class:`ImageOnlyVQA`: one modality each, to measure the
   language prior and what the image alone gives;
@@ -15,10 +18,12 @@ The models:
   then an MLP (the "CNN + MLP" / "CNN + LSTM" baseline of Santoro et al., 2017);
 * :class:`FiLMVQA`: the question scales and shifts the image's feature maps
   (Perez et al., 2018);
-* :class:`CoAttentionVQA`: question words and image regions attend to each other
-  (Lu et al., 2016, with :class:`mmbook.attention.CoAttention`);
-* :class:`RelationNetworkVQA`: an MLP on every pair of image cells and the question,
-  summed (Santoro et al., 2017).
+* :class:`CoAttentionVQA`: question words and image cells attend to each other with
+  parallel co-attention (Lu et al., 2016, :class:`mmbook.attention.CoAttention`);
+* :class:`RelationNetworkVQA`: an MLP on every pair of objects and the question, summed
+  (Santoro et al., 2017), and :class:`ObjectMLPVQA`, an MLP on the same objects side by
+  side; the objects are the ``num_objects`` cells most likely to hold one
+  (:func:`object_cells`).
 """
 
 from __future__ import annotations
@@ -29,15 +34,14 @@ from torch import nn
 from ..attention import CoAttention
 from ..encoders import mlp_head
 from ..fusion import ConcatFusion, MultimodalModel
-from ..text import LSTMTextEncoder
+from ..text import BagOfWordsEncoder, make_text_encoder
 from ..utils import check_positive_int, check_shape
 
 __all__ = [
     "GridEncoder", "grid_coordinates", "encode_questions", "DistinctQuestions",
-    "QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA",
-    "FiLMVQA", "CoAttentionVQA", "RelationNetworkVQA",
+    "object_cells", "QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA",
+    "FiLMVQA", "CoAttentionVQA", "RelationNetworkVQA", "ObjectMLPVQA",
 ]
-
 
 
 def grid_coordinates(grid_size: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -64,10 +68,13 @@ def encode_questions(encoder: nn.Module, ids: torch.Tensor, lengths: torch.Tenso
     every row would give.
 
     Shape:
-        - ids: :math:`(N, L)`, lengths: :math:`(N,)`
+        - ids: :math:`(N, L)`, lengths: :math:`(N,)` (a tensor or a list of ints)
         - output: :math:`(N, H)`, or ``(states (N, L, H), mask (N, L))``
     """
-    key = torch.cat([ids, torch.as_tensor(lengths, device=ids.device)[:, None]], dim=1)
+    check_shape(ids, ("N", None), "ids")
+    lengths = torch.as_tensor(lengths, device=ids.device)
+    check_shape(lengths, (ids.shape[0],), "lengths")
+    key = torch.cat([ids, lengths[:, None].to(ids.dtype)], dim=1)
     uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
     out = encoder(uniq[:, :-1], uniq[:, -1], return_sequence=return_sequence)
     if return_sequence:
@@ -126,14 +133,66 @@ class GridEncoder(nn.Module):
         return torch.relu(self.proj(self.conv(features).flatten(1)))  # (N, out_features)
 
 
+def object_cells(features: torch.Tensor, num_objects: int, empty_channel: int = 0):
+    """The ``num_objects`` cells most likely to hold an object, as object vectors.
+
+    For a stem whose channel ``empty_channel`` is the probability that a cell is empty,
+    a cell's *objectness* is one minus it; the ``num_objects`` cells with the largest
+    objectness become the objects :math:`o_k = [f_k;\\ x_k, y_k]`: the cell's features and
+    its centre in :math:`[-1, 1]` (:func:`grid_coordinates`), in raster order (top row
+    first). This is how the chapter gets the six objects of a Sort-of-CLEVR scene from
+    its frozen stem, without the scene description.
+
+    Shape:
+        - features: :math:`(N, C, G, G)`
+        - output: ``(objects (N, K, C + 2), cells (N, K))``, ``cells`` the flat indices
+          :math:`g_y G + g_x` of the chosen cells
+
+    Examples:
+        >>> f = torch.ones(1, 3, 4, 4)
+        >>> f[0, 0, 1, 2] = f[0, 0, 3, 0] = 0.0  # two cells that are not empty
+        >>> objects, cells = object_cells(f, num_objects=2)
+        >>> cells.tolist(), objects[0, :, -2:].tolist()
+        ([[6, 12]], [[0.25, -0.25], [-0.75, 0.75]])
+    """
+    check_shape(features, (None, None, None, None), "features")
+    N, C, G, G2 = features.shape
+    if G != G2:
+        raise ValueError(f"features must be square (N, C, G, G), got shape "
+                         f"{tuple(features.shape)}")
+    K = check_positive_int(num_objects, "num_objects")
+    if K > G * G:
+        raise ValueError(f"num_objects={K} is more than the {G * G} cells of the grid")
+    if not 0 <= empty_channel < C:
+        raise ValueError(f"empty_channel must be in [0, {C - 1}], got {empty_channel}")
+    score = 1 - features[:, empty_channel].flatten(1)  # (N, G*G) objectness
+    cells = score.topk(K, dim=1).indices.sort(dim=1).values  # (N, K) raster order
+    flat = features.flatten(2).transpose(1, 2)  # (N, G*G, C)
+    coords = grid_coordinates(G, features.device, features.dtype).expand(N, -1, -1)
+    o = torch.cat([flat, coords], dim=-1)  # (N, G*G, C + 2)
+    return o.gather(1, cells[..., None].expand(-1, -1, C + 2)), cells  # (N, K, C + 2)
+
+
+def _question_states(encoder: nn.Module, ids, lengths):
+    """Per-word vectors ``(N, L, H)``, mask ``(N, L)`` and the sentence vector ``(N, H)``:
+    the mean of the embeddings for a bag of words, the last real state for an LSTM."""
+    lengths = torch.as_tensor(lengths, device=ids.device)
+    words, mask = encode_questions(encoder, ids, lengths, return_sequence=True)
+    if isinstance(encoder, BagOfWordsEncoder):
+        sentence = words.sum(1) / lengths[:, None].to(words.dtype)  # (N, H)
+    else:
+        sentence = words[torch.arange(len(words), device=words.device), lengths - 1]
+    return words, mask, sentence
+
+
 class QuestionOnlyVQA(nn.Module):
     """The language prior: answer from the question alone (the image is ignored).
 
-    .. math:: \\hat y = \\mathrm{MLP}(\\mathrm{LSTM}(q))
+    .. math:: \\hat y = \\mathrm{MLP}(\\mathrm{enc}(q))
 
     Args:
         vocab_size: V; num_answers: the answer classes; embed_dim, hidden_size: of the
-        question encoder.
+        question encoder; question_encoder: ``"lstm"`` or ``"bow"``.
 
     Shape:
         - features: ignored; ids: :math:`(N, L)`; lengths: :math:`(N,)`
@@ -141,9 +200,9 @@ class QuestionOnlyVQA(nn.Module):
     """
 
     def __init__(self, vocab_size: int, num_answers: int, embed_dim: int = 32,
-                 hidden_size: int = 64):
+                 hidden_size: int = 64, question_encoder: str = "lstm"):
         super().__init__()
-        self.question = LSTMTextEncoder(vocab_size, embed_dim, hidden_size)
+        self.question = make_text_encoder(question_encoder, vocab_size, embed_dim, hidden_size)
         self.head = mlp_head(hidden_size, hidden_size, num_answers)
 
     def forward(self, features, ids, lengths) -> torch.Tensor:
@@ -172,10 +231,10 @@ class ImageOnlyVQA(nn.Module):
 class ConcatVQA(MultimodalModel):
     """The seeds' CNN + RNN: an image vector and a question vector, concatenated, then an MLP.
 
-    .. math:: \\hat y = \\mathrm{MLP}([\\,\\mathrm{CNN}(x);\\ \\mathrm{LSTM}(q)\\,])
+    .. math:: \\hat y = \\mathrm{MLP}([\\,\\mathrm{CNN}(x);\\ \\mathrm{enc}(q)\\,])
 
-    A :class:`mmbook.fusion.MultimodalModel` with a :class:`GridEncoder`, an
-    :class:`~mmbook.text.LSTMTextEncoder` and :class:`~mmbook.fusion.ConcatFusion`.
+    A :class:`mmbook.fusion.MultimodalModel` with a :class:`GridEncoder`, a question
+    encoder and :class:`~mmbook.fusion.ConcatFusion`.
 
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
@@ -183,19 +242,19 @@ class ConcatVQA(MultimodalModel):
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
-                 embed_dim: int = 32, hidden_size: int = 64):
+                 embed_dim: int = 32, hidden_size: int = 64, question_encoder: str = "lstm"):
         image = GridEncoder(in_channels, grid_size, hidden_size)
-        question = DistinctQuestions(LSTMTextEncoder(vocab_size, embed_dim, hidden_size))
+        question = DistinctQuestions(make_text_encoder(question_encoder, vocab_size, embed_dim,
+                                                       hidden_size))
         super().__init__([image, question], ConcatFusion((hidden_size, hidden_size)),
                          mlp_head(2 * hidden_size, 2 * hidden_size, num_answers), arity=(1, 2))
-
 
 class FiLMVQA(nn.Module):
     """Feature-wise linear modulation: the question scales and shifts every channel of
     the image's feature maps (Perez et al., 2018).
 
     .. math::
-        (\\gamma_k, \\beta_k) = W_k\\, \\mathrm{LSTM}(q) + b_k, \\qquad
+        (\\gamma_k, \\beta_k) = W_k\\, \\mathrm{enc}(q) + b_k, \\qquad
         \\mathrm{FiLM}(F_c) = \\gamma_{k,c} F_c + \\beta_{k,c}
 
     Each of ``num_blocks`` residual blocks is conv 1x1 -> ReLU -> conv 3x3 ->
@@ -206,7 +265,8 @@ class FiLMVQA(nn.Module):
     Args:
         in_channels: C; grid_size: G; vocab_size: V; num_answers: classes;
         channels: D, channels of the residual blocks (the stem's map is first halved by a
-        stride-2 convolution); num_blocks: K; embed_dim, hidden_size: question encoder.
+        stride-2 convolution); num_blocks: K; embed_dim, hidden_size, question_encoder:
+        the question encoder (``"lstm"`` or ``"bow"``).
 
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
@@ -215,11 +275,11 @@ class FiLMVQA(nn.Module):
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
                  channels: int = 32, num_blocks: int = 2, embed_dim: int = 32,
-                 hidden_size: int = 64):
+                 hidden_size: int = 64, question_encoder: str = "lstm"):
         super().__init__()
         self.in_channels, self.grid_size = in_channels, grid_size
         self.channels, self.num_blocks = channels, check_positive_int(num_blocks, "num_blocks")
-        self.question = LSTMTextEncoder(vocab_size, embed_dim, hidden_size)
+        self.question = make_text_encoder(question_encoder, vocab_size, embed_dim, hidden_size)
         self.film = nn.Linear(hidden_size, num_blocks * 2 * channels)  # all (gamma, beta)
         self.down = _down(in_channels, channels)
         self.side = (grid_size + 1) // 2
@@ -252,18 +312,31 @@ class FiLMVQA(nn.Module):
 
 
 class CoAttentionVQA(nn.Module):
-    """Question words and image regions attend to each other through one affinity matrix.
+    """Question words and image cells attend to each other (parallel co-attention,
+    Lu et al., 2016), then an MLP answers.
 
     .. math::
-        C = \\tanh(Q W R^\\top), \\quad \\hat Q = \\mathrm{softmax}_s(C)\\, R, \\quad
-        \\hat R = \\mathrm{softmax}_l(C^\\top)\\, Q, \\quad
-        \\hat y = \\mathrm{MLP}\\big([\\,q;\\ \\overline{\\hat Q};\\ \\overline{\\hat R}\\,]\\big)
+        r_s = \\mathrm{ReLU}(W_r [f_s;\\ x_s, y_s]), \\quad
+        (\\hat q, \\hat v, a^q, a^v, C) = \\mathrm{CoAttention}(Q, R), \\quad
+        \\hat y = \\mathrm{MLP}\\big([\\,q;\\ \\hat q;\\ \\hat v;\\ \\bar r\\,]\\big)
 
-    :math:`Q` holds the LSTM state of every word :math:`(L, H)`, :math:`R` every cell of
-    the feature map with its coordinates, projected to :math:`D` :math:`(G^2, D)`; bars are
-    means (over the real words for :math:`\\hat Q`), :math:`q` the question vector. The
-    word-to-region weights of the last call are kept in :attr:`last_weights`
-    :math:`(N, L, G^2)`: row :math:`l` says where word :math:`l` looks in the image.
+    :math:`Q` holds one vector per word :math:`(L, H)`: the word embeddings with
+    ``question_encoder="bow"`` (Lu et al.'s word level), the LSTM states with ``"lstm"``;
+    :math:`q` is the sentence vector (their mean, or the last LSTM state). :math:`R` holds
+    every cell of the feature map with its coordinates :math:`(G^2, D)`, :math:`\\bar r`
+    their mean. :math:`\\hat v` is what the question's attention :math:`a^v` reads in the
+    image (one glimpse: the shape and place of the object the question names);
+    :math:`\\bar r` adds a summary of the whole scene, which Lu et al. do not use, so that
+    counting questions can be answered. The weights of the last call are kept:
+    :attr:`last_weights` :math:`a^v` :math:`(N, G^2)`, :attr:`last_word_weights`
+    :math:`a^q` :math:`(N, L)` and :attr:`last_affinity` :math:`C` :math:`(N, L, G^2)`
+    (row :math:`l`: how well word :math:`l` matches each cell).
+
+    Args:
+        in_channels: C; grid_size: G; vocab_size: V; num_answers: classes;
+        region_features: D; hidden_size: H, of the question encoder and the head;
+        embed_dim: word embeddings of the LSTM; question_encoder: ``"lstm"`` or ``"bow"``;
+        attention_size: :math:`k` of :class:`~mmbook.attention.CoAttention` (default D).
 
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
@@ -271,46 +344,86 @@ class CoAttentionVQA(nn.Module):
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
-                 region_features: int = 64, embed_dim: int = 32, hidden_size: int = 64):
+                 region_features: int = 32, hidden_size: int = 64, embed_dim: int = 32,
+                 question_encoder: str = "lstm", attention_size: int | None = None):
         super().__init__()
         self.in_channels, self.grid_size = in_channels, grid_size
-        self.question = LSTMTextEncoder(vocab_size, embed_dim, hidden_size)
+        self.question = make_text_encoder(question_encoder, vocab_size, embed_dim, hidden_size)
         self.register_buffer("coords", grid_coordinates(grid_size))
         self.regions = nn.Sequential(nn.Linear(in_channels + 2, region_features), nn.ReLU())
-        self.coattention = CoAttention(hidden_size, region_features)
-        self.head = mlp_head(2 * hidden_size + region_features, 2 * hidden_size, num_answers)
-        self.last_weights = None
+        self.coattention = CoAttention(hidden_size, region_features,
+                                       attention_size or region_features)
+        self.head = mlp_head(2 * hidden_size + 2 * region_features, 2 * hidden_size,
+                             num_answers)
+        self.last_weights = self.last_word_weights = self.last_affinity = None
 
-    def forward(self, features, ids, lengths) -> torch.Tensor:
+    def _inputs(self, features, ids, lengths):
+        """Word vectors, mask, sentence vector and region vectors."""
         _check_features(features, self.in_channels, self.grid_size)
-        words, mask = encode_questions(self.question, ids, lengths,
-                                       return_sequence=True)  # (N, L, H), (N, L)
-        q = words[torch.arange(len(words)), lengths.to(words.device) - 1]  # last state (N, H)
+        words, mask, q = _question_states(self.question, ids, lengths)  # (N, L, H), (N, L)
         cells = features.flatten(2).transpose(1, 2)  # (N, G*G, C)
         r = self.regions(torch.cat([cells, self.coords.expand(len(cells), -1, -1)], -1))
-        q_hat, r_hat, w_qr, _, _ = self.coattention(words, r, mask_a=mask)
-        self.last_weights = w_qr.detach()  # (N, L, G*G)
-        w = mask.to(q_hat.dtype).unsqueeze(-1)
-        q_bar = (q_hat * w).sum(1) / w.sum(1)  # mean over the real words (N, D)
-        return self.head(torch.cat([q, q_bar, r_hat.mean(1)], dim=1))
+        return words, mask, q, r  # r: (N, G*G, D)
+
+    @torch.no_grad()
+    def attention_maps(self, features, ids, lengths) -> dict:
+        """Everything the attention explorer shows, for a batch of questions.
+
+        Returns:
+            ``{"question": a^v (N, G^2), "words": what each word does to it, a^v minus
+            a^v without the word (N, L, G^2)
+            (:meth:`~mmbook.attention.CoAttention.word_effects`), "word_weights": a^q
+            (N, L), "probs": answer probabilities (N, num_answers)}``
+        """
+        words, mask, _, r = self._inputs(features, ids, lengths)
+        probs = torch.softmax(self(features, ids, lengths), dim=-1)
+        return {"question": self.last_weights, "word_weights": self.last_word_weights,
+                "words": self.coattention.word_effects(words, r, mask_q=mask),
+                "probs": probs}
+
+    def forward(self, features, ids, lengths) -> torch.Tensor:
+        words, mask, q, r = self._inputs(features, ids, lengths)
+        q_hat, v_hat, a_q, a_v, C = self.coattention(words, r, mask_q=mask)
+        self.last_weights, self.last_word_weights = a_v.detach(), a_q.detach()
+        self.last_affinity = C.detach()  # (N, L, G*G)
+        return self.head(torch.cat([q, q_hat, v_hat, r.mean(1)], dim=1))
 
 
-class RelationNetworkVQA(nn.Module):
-    """A Relation Network: an MLP :math:`g` on every pair of objects with the question,
-    summed, then an MLP :math:`f` (Santoro et al., 2017).
+class _ObjectModel(nn.Module):
+    """Shared parts of the object models: the objects and the question vector."""
+
+    def __init__(self, in_channels, grid_size, vocab_size, num_objects, empty_channel,
+                 hidden_size, embed_dim, question_encoder):
+        super().__init__()
+        self.in_channels, self.grid_size = in_channels, grid_size
+        self.num_objects = check_positive_int(num_objects, "num_objects")
+        self.empty_channel = empty_channel
+        self.question = make_text_encoder(question_encoder, vocab_size, embed_dim, hidden_size)
+        self.object_size = in_channels + 2
+
+    def objects(self, features) -> torch.Tensor:
+        """:math:`o_k`: (N, K, C + 2), see :func:`object_cells`."""
+        _check_features(features, self.in_channels, self.grid_size)
+        return object_cells(features, self.num_objects, self.empty_channel)[0]
+
+
+class RelationNetworkVQA(_ObjectModel):
+    """A Relation Network on objects: an MLP :math:`g` on every pair of objects with the
+    question, summed, then an MLP :math:`f` (Santoro et al., 2017).
 
     .. math:: \\hat y = f\\Big(\\sum_{i, j} g([o_i;\\ o_j;\\ q])\\Big)
 
-    The objects :math:`o_i` are the :math:`K = (G/2)^2` cells of the feature map after a
-    stride-2 convolution, each with its (x, y) coordinates. The first layer of :math:`g`
-    is linear in the concatenation, :math:`W[o_i; o_j; q] = W_a o_i + W_b o_j + W_q q`, so
-    it is computed per object and per question and broadcast over the :math:`K^2` pairs
+    The objects :math:`o_k = [f_k;\\ x_k, y_k]` are the ``num_objects`` cells most likely
+    to hold an object (:func:`object_cells`). The first layer of :math:`g` is linear in the
+    concatenation, :math:`W[o_i; o_j; q] = W_a o_i + W_b o_j + W_q q`, so it is computed
+    per object and per question and broadcast over the :math:`K^2` pairs
     (:meth:`pair_hidden`), instead of on :math:`K^2` concatenated vectors.
 
     Args:
         in_channels: C; grid_size: G; vocab_size: V; num_answers: classes;
-        object_features: channels of an object; hidden_size: width of g, f and the
-        question encoder; embed_dim: word embeddings.
+        num_objects: K; empty_channel: the channel holding p(empty cell);
+        hidden_size: width of g, f and the question vector; embed_dim: word embeddings of
+        the LSTM; question_encoder: ``"lstm"`` or ``"bow"``.
 
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
@@ -318,22 +431,13 @@ class RelationNetworkVQA(nn.Module):
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
-                 object_features: int = 32, hidden_size: int = 64, embed_dim: int = 32):
-        super().__init__()
-        self.in_channels, self.grid_size = in_channels, grid_size
-        self.question = LSTMTextEncoder(vocab_size, embed_dim, hidden_size)
-        self.objects = _down(in_channels, object_features)
-        side = (grid_size + 1) // 2
-        self.register_buffer("coords", grid_coordinates(side))
-        d_o = object_features + 2
-        self.g1 = nn.Linear(2 * d_o + hidden_size, hidden_size)  # on [o_i; o_j; q]
+                 num_objects: int = 6, empty_channel: int = 0, hidden_size: int = 64,
+                 embed_dim: int = 32, question_encoder: str = "lstm"):
+        super().__init__(in_channels, grid_size, vocab_size, num_objects, empty_channel,
+                         hidden_size, embed_dim, question_encoder)
+        self.g1 = nn.Linear(2 * self.object_size + hidden_size, hidden_size)  # [o_i; o_j; q]
         self.g2 = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
         self.f = mlp_head(hidden_size, hidden_size, num_answers)
-
-    def object_vectors(self, features) -> torch.Tensor:
-        """:math:`o_i`: (N, K, object_features + 2)."""
-        o = self.objects(features).flatten(2).transpose(1, 2)  # (N, K, D)
-        return torch.cat([o, self.coords.expand(len(o), -1, -1)], dim=-1)
 
     def pair_hidden(self, o: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """First layer of g on every pair: :math:`\\mathrm{ReLU}(W_a o_i + W_b o_j + W_q q + b)`.
@@ -349,8 +453,38 @@ class RelationNetworkVQA(nn.Module):
         return torch.relu(a[:, :, None] + b[:, None, :] + c[:, None, None])  # (N, K, K, H)
 
     def forward(self, features, ids, lengths) -> torch.Tensor:
-        _check_features(features, self.in_channels, self.grid_size)
-        o = self.object_vectors(features)
+        o = self.objects(features)  # (N, K, C + 2)
         q = encode_questions(self.question, ids, lengths)  # (N, H)
         h = self.g2(self.pair_hidden(o, q))  # (N, K, K, H)
         return self.f(h.sum(dim=(1, 2)))
+
+
+class ObjectMLPVQA(_ObjectModel):
+    """The Relation Network's baseline on the same objects: an MLP on all of them side by
+    side and the question.
+
+    .. math:: \\hat y = \\mathrm{MLP}([o_1;\\ \\dots;\\ o_K;\\ q])
+
+    The objects come in raster order (:func:`object_cells`), so the object a question
+    names sits in a different slot in every scene: the MLP must learn, for each slot
+    separately, to check its colour against the question's.
+
+    Shape:
+        - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
+        - output: :math:`(N, \\text{num\\_answers})`
+    """
+
+    def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
+                 num_objects: int = 6, empty_channel: int = 0, hidden_size: int = 64,
+                 embed_dim: int = 32, question_encoder: str = "lstm"):
+        super().__init__(in_channels, grid_size, vocab_size, num_objects, empty_channel,
+                         hidden_size, embed_dim, question_encoder)
+        width = 2 * hidden_size
+        self.mlp = nn.Sequential(
+            nn.Linear(self.num_objects * self.object_size + hidden_size, width), nn.ReLU(),
+            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_answers))
+
+    def forward(self, features, ids, lengths) -> torch.Tensor:
+        o = self.objects(features).flatten(1)  # (N, K * (C + 2))
+        q = encode_questions(self.question, ids, lengths)  # (N, H)
+        return self.mlp(torch.cat([o, q], dim=1))

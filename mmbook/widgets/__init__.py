@@ -2,10 +2,11 @@
 static matplotlib figures.
 
 Every explorer exists three ways: the live widget (``AttentionExplorer``,
-``KernelExplorer``) for Jupyter and Colab; a kernel-free Plotly figure whose frames are
-precomputed on a grid of slider values (``attention_slider_figure``,
-``kernel_slider_figure``, :mod:`mmbook.widgets.static`) for the HTML book; and a static
-matplotlib figure for fixed parameters (``attention_static``, ``kernel_static``).
+``KernelExplorer``, ``TokenMapsExplorer``) for Jupyter and Colab; a kernel-free Plotly
+figure whose frames are precomputed on a grid of slider values
+(``attention_slider_figure``, ``kernel_slider_figure``, ``token_maps_slider_figure``,
+:mod:`mmbook.widgets.static`) for the HTML book; and a static matplotlib figure for fixed
+parameters (``attention_static``, ``kernel_static``, ``token_maps_static``).
 ``explorer_display(explorer, static, div_id)`` shows the first two as one output, so a
 page renders each explorer once.
 
@@ -29,6 +30,11 @@ _LAZY = {
     "attention_slider_figure": "static",
     "kernel_slider_figure": "static",
     "explorer_display": "static",
+    "TokenMapsExplorer": "vqa",
+    "token_maps_static": "vqa",
+    "token_maps_slider_figure": "vqa",
+    "coattention_token_maps": "vqa",
+    "caption_token_maps": "vqa",
 }
 __all__ = ["enable_colab_widgets", "has_ipywidgets", *_LAZY]
 

@@ -181,7 +181,8 @@ def test_no_formula_wider_than_its_column(nb):
 
 
 # -- the kernel-free explorers (mmbook.widgets.static): move each slider in Chromium
-KERNEL_FREE = {"07_attention": "attention-explorer", "09_kernels": "kernel-explorer"}
+KERNEL_FREE = [("07_attention", "attention-explorer"), ("09_kernels", "kernel-explorer"),
+               ("12_vision_language", "vqa-explorer"), ("12_vision_language", "caption-explorer")]
 
 _ERRORS_JS = """<script>window.__mmbookErrors = [];
 window.addEventListener("error", function (e) { window.__mmbookErrors.push(String(e.message)); });
@@ -250,10 +251,9 @@ _MOVE_JS = """<script>
 </script>"""
 
 
-@pytest.mark.parametrize("page", sorted(KERNEL_FREE))
-def test_kernel_free_explorer_moves(page):
+@pytest.mark.parametrize(("page", "div"), KERNEL_FREE, ids=[d for _, d in KERNEL_FREE])
+def test_kernel_free_explorer_moves(page, div):
     """Moving each slider of a kernel-free explorer redraws the precomputed frame."""
-    div = KERNEL_FREE[page]
     src = HTML / "book" / f"{page}.html"
     if not src.exists():
         pytest.fail(f"no built page {src}: run `make book` first")
@@ -264,7 +264,7 @@ def test_kernel_free_explorer_moves(page):
     cell = BeautifulSoup(raw, "html.parser").find(id=div).find_parent(class_="cell")
     assert not cell.find_all("script", type=WIDGET_MIME) and not cell.select(".cell_output img"), (
         f"{page}: the explorer's cell renders the live widget or a picture beside the figure")
-    probe = src.with_name(f"_probe_{page}.html")
+    probe = src.with_name(f"_probe_{page}_{div}.html")
     probe.write_text(raw.replace("<head>", "<head>" + _ERRORS_JS, 1)
                      .replace("</body>", _MOVE_JS % {"div": json.dumps(div)} + "</body>", 1))
     try:
