@@ -132,7 +132,7 @@ lint: setup
 	$(BIN)/ruff check mmbook tests book benchmarks tools conftest.py
 
 strip: setup
-	$(BIN)/nbstripout book/*.ipynb
+	$(BIN)/nbstripout --keep-id book/*.ipynb
 
 bench: setup
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done

@@ -288,6 +288,15 @@ def make_text_encoder(kind: str, vocab_size: int, embed_dim: int = 32,
 
     Raises:
         ValueError: an unknown ``kind``.
+
+    Examples:
+        >>> ids, lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
+        >>> [tuple(make_text_encoder(k, vocab_size=10, hidden_size=16)(ids, lengths).shape)
+        ...  for k in ("lstm", "bow")]
+        [(2, 16), (2, 16)]
+        >>> make_text_encoder("gru", vocab_size=10)
+        Traceback (most recent call last):
+        ValueError: question_encoder must be 'lstm' or 'bow', got 'gru'
     """
     if kind == "lstm":
         return LSTMTextEncoder(vocab_size, embed_dim, hidden_size)

@@ -34,7 +34,7 @@ MISSING = {
     "mmbook.data.clevr.render_scene",
     "mmbook.data.mfeat.load_mfeat",  # reads the real mfeat files: no example without them
     # models being rewritten elsewhere (VQA, captioning, sentiment, GAN, autoencoder fit)
-    "mmbook.models.captioning.CaptionModel", "mmbook.models.captioning.caption_loss",
+    "mmbook.models.captioning.caption_loss",
     "mmbook.models.gan.ConditionalDiscriminator", "mmbook.models.gan.train_conditional_gan",
     "mmbook.models.gan.sample_spread", "mmbook.models.gan.GeneratorImputer",
     "mmbook.models.gan.compare_imputers", "mmbook.models.gan.GradientReversal",

@@ -22,7 +22,8 @@ from mmbook.execute import run_notebook
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 LEARNED = ["01_introduction", "06_fusion_levels", "07_attention",  # learned comparisons
-           "12_vision_language"]
+           "10_cross_encoders", "11_retrieval", "12_vision_language", "13_sentiment",
+           "14_graph_generative", "15_efficiency"]
 SEEDS = [1, 3]
 
 pytestmark = pytest.mark.seeds

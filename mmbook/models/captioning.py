@@ -68,6 +68,23 @@ class CaptionDecoder(nn.Module):
     ``max_len`` words) every token but ``<eos>`` does, so an unfinished hypothesis is
     closed with ``<eos>``. A caption therefore has at most ``max_len`` words and always
     one ``<eos>``, followed by ``<pad>`` up to the longest caption of the batch.
+
+    Source: the decoding rules of fairseq's ``SequenceGenerator`` (Ott et al. 2019).
+
+    Examples:
+        A decoder that always prefers ``<pad>``, then word 5: ``<pad>`` is never chosen,
+        and after ``max_len`` words the caption is closed with ``<eos>`` (id 3).
+
+        >>> class Toy(CaptionDecoder):
+        ...     def start(self, features):
+        ...         return (features,)
+        ...     def step(self, word, state):
+        ...         logits = torch.zeros(len(word), 8)
+        ...         logits[:, 0], logits[:, 5] = 9.0, 1.0   # <pad> best, then word 5
+        ...         return logits, state, None
+        >>> Toy().greedy(torch.zeros(2, 4), max_len=3)
+        tensor([[5, 5, 5, 3],
+                [5, 5, 5, 3]])
     """
 
     bos_index, eos_index, pad_index = 2, 3, 0

@@ -472,6 +472,16 @@ class ObjectMLPVQA(_ObjectModel):
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
         - output: :math:`(N, \\text{num\\_answers})`
+
+    Source: the "CNN + MLP" baseline of Santoro et al. (2017), on the objects of
+    :func:`object_cells`.
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> model = ObjectMLPVQA(in_channels=8, grid_size=4, vocab_size=20, num_answers=10)
+        >>> features, ids = torch.rand(2, 8, 4, 4), torch.randint(1, 20, (2, 5))
+        >>> model(features, ids, torch.tensor([5, 3])).shape
+        torch.Size([2, 10])
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
