@@ -195,6 +195,51 @@ def missing_rate_curves(results: Mapping, rates: Sequence[float], *, panels: Seq
 __all__ += ["missing_rate_curves"]
 
 
+# ----------------------------------------------------------------------------- chapter 14
+def conditional_samples(panels: Mapping[str, tuple], *, reference=None, class_names=None,
+                        size: float = 3.0, lim=None):
+    """2-D samples coloured by their class, one panel per generator (real data first).
+
+    Args:
+        panels: ``{title: (x, labels)}``, x ``(N, 2)`` points and labels ``(N,)`` classes.
+        reference: ``(x, labels)`` of the real data, drawn in light grey behind every panel
+            whose title is not the first (where a generator's samples should lie).
+        class_names: a name per class for the legend (default the class numbers).
+        size: width and height of each panel in inches.
+        lim: ``(low, high)`` for both axes (default: the extent of all the points).
+
+    Returns:
+        the matplotlib figure.
+    """
+    items = [(title, _np(x), _np(y)) for title, (x, y) in panels.items()]
+    for title, x, y in items:
+        if x.ndim != 2 or x.shape[1] != 2 or y.shape != (len(x),):
+            raise ValueError(f"panels[{title!r}] must be (x (N, 2), labels (N,)), got shapes "
+                             f"{x.shape} and {y.shape}")
+    classes = np.unique(np.concatenate([y for _, _, y in items]))
+    names = class_names or [str(c) for c in classes]
+    if lim is None:
+        every = np.concatenate([x for _, x, _ in items])
+        pad = 0.05 * np.ptp(every)
+        lim = (every.min() - pad, every.max() + pad)
+    fig, axes = plt.subplots(1, len(items), figsize=(size * len(items), size + 0.4),
+                             sharex=True, sharey=True, squeeze=False)
+    for j, (ax, (title, x, y)) in enumerate(zip(axes[0], items)):
+        if reference is not None and j > 0:
+            ax.scatter(*_np(reference[0]).T, s=3, c="0.85", lw=0)
+        for k, c in enumerate(classes):
+            ax.scatter(*x[y == c].T, s=4, color=f"C{k}", lw=0, alpha=0.7,
+                       label=names[k] if j == 0 else None)
+        ax.set(title=title, xlim=lim, ylim=lim, aspect="equal", xticks=[], yticks=[])
+    fig.legend(loc="lower center", ncol=len(classes), fontsize=9, frameon=False,
+               markerscale=3)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+__all__ += ["conditional_samples"]
+
+
 # ----------------------------------------------------------------------------- chapter 15
 def plot_cost_growth(growth: Mapping[str, Sequence]):
     """Parameters of tensor vs low-rank fusion as M (left) and D (right) grow: measured

@@ -17,7 +17,12 @@ from torch import nn
 from mmbook import attention as mma
 from mmbook.encoders import AudioEncoder, ImageEncoder, MLPEncoder
 from mmbook.models import CrossModalAutoencoder, DualEncoder, StreamingEncoder
-from mmbook.models.gan import ConditionalDiscriminator, ConditionalGenerator
+from mmbook.models.gan import (
+    ConditionalDiscriminator,
+    ConditionalGAN,
+    ConditionalGenerator,
+    DomainAdversarialNet,
+)
 from mmbook.rnn import GRUScratch, LSTMScratch, RNNScratch
 
 
@@ -50,6 +55,14 @@ def _cases():
                                  lambda d, dt: (t(2, 3)(d, dt),)),
         "ConditionalDiscriminator": (lambda: ConditionalDiscriminator(3, 5, hidden_features=6),
                                      lambda d, dt: (t(2, 3)(d, dt), t(2, 5)(d, dt))),
+        "ConcatDiscriminator": (lambda: ConditionalDiscriminator(3, 5, hidden_features=6,
+                                                                 kind="concat"),
+                                lambda d, dt: (t(2, 3)(d, dt), t(2, 5)(d, dt))),
+        "ConditionalGAN": (lambda: ConditionalGAN(ConditionalGenerator(3, 5, noise_dim=2),
+                                                  ConditionalDiscriminator(3, 5)),
+                           lambda d, dt: (t(2, 3)(d, dt),)),
+        "DomainAdversarialNet": (lambda: DomainAdversarialNet(4, 3, hidden_features=6),
+                                 lambda d, dt: (t(2, 4)(d, dt),)),
         "StreamingEncoder": (lambda: StreamingEncoder(AudioEncoder(4, 5)),
                              lambda d, dt: (t(2, 3, 4)(d, dt),)),
     }

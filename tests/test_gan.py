@@ -1,5 +1,6 @@
 """mmbook.models.gan: gradient reversal, conditional GAN, imputers, invariant encoder."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -7,17 +8,22 @@ from mmbook.exercises import ch14
 from mmbook.graph import normalize_adjacency
 from mmbook.models.gan import (
     ConditionalDiscriminator,
+    ConditionalGAN,
     ConditionalGenerator,
+    DomainAdversarialNet,
     GeneratorImputer,
     GradientReversal,
+    HotDeckImputer,
     ModalityInvariantEncoder,
+    class_consistency,
+    class_spread,
     compare_imputers,
     grad_reverse,
+    impute_predict,
     sample_spread,
-    train_conditional_gan,
-    train_invariant,
     zero_impute,
 )
+from mmbook.train import Trainer
 
 
 def test_grad_reverse_identity_forward_reversed_gradient():
@@ -47,41 +53,117 @@ def test_generator_shapes_and_errors():
     assert D(torch.randn(6, 4), torch.randn(6, 3)).shape == (6,)
 
 
-def _toy(n=256, seed=0):
+def _two_classes(n=256, seed=0):
+    """Condition: a one-hot class; x: N(-2, 0.3) for class 0, N(+2, 0.3) for class 1."""
     g = torch.Generator().manual_seed(seed)
-    c = torch.randn(n, 2, generator=g)
-    x = torch.cat([c.sum(1, keepdim=True), c[:, :1] - c[:, 1:]], 1) + 0.1 * torch.randn(
-        n, 2, generator=g)
-    return c, x
+    y = torch.arange(n) % 2
+    x = (4.0 * y - 2.0 + 0.3 * torch.randn(n, generator=g)).unsqueeze(1)
+    return torch.nn.functional.one_hot(y, 2).float(), x, y
 
 
-def test_l2_generator_learns_the_conditional_mean_and_is_seeded():
-    c, x = _toy()
-    runs = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        G = ConditionalGenerator(2, 2, noise_dim=0, hidden_features=32)
-        h = train_conditional_gan(G, c, x, mode="l2", epochs=60, lr=1e-2, seed=1)
-        runs.append(h["l2_loss"])
-    assert runs[0] == runs[1]  # same seed, same history
-    assert runs[0][-1] < 0.1 * runs[0][0]
-    with pytest.raises(ValueError, match="discriminator"):
-        train_conditional_gan(G, c, x, mode="gan")
-    with pytest.raises(ValueError, match="mode"):
-        train_conditional_gan(G, c, x, mode="wgan")
+def _fit_gan(kind="projection", class_weight=0.0, epochs=40, seed=0, lr=3e-3):
+    c, x, y = _two_classes()
+    torch.manual_seed(seed)
+    gan = ConditionalGAN(ConditionalGenerator(2, 1, noise_dim=2, hidden_features=32),
+                         ConditionalDiscriminator(2, 1, hidden_features=32, kind=kind,
+                                                  num_classes=2 if class_weight else 0),
+                         lr=lr, class_weight=class_weight)
+    trainer = Trainer(gan, max_epochs=epochs, batch_size=64, progress=False, device="cpu",
+                      seed=seed).fit((c, x, y))
+    return gan.eval(), trainer, (c, x, y)
 
 
-def test_gan_training_runs_and_records_history():
-    c, x = _toy()
+def test_projection_discriminator_is_the_formula_and_reads_the_condition():
     torch.manual_seed(0)
-    G, D = ConditionalGenerator(2, 2, noise_dim=2, hidden_features=16), ConditionalDiscriminator(
-        2, 2, hidden_features=16)
-    h = train_conditional_gan(G, c, x, mode="gan", discriminator=D, epochs=3,
-                              monitor=lambda g: sample_spread(g, c[:10]))
-    assert len(h["d_loss"]) == len(h["g_loss"]) == len(h["monitor"]) == 3
-    assert all(torch.isfinite(torch.tensor(v)).all() for v in h.values())
+    D = ConditionalDiscriminator(3, 4, hidden_features=8)
+    c, x = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    D = D.double()
+    h = torch.nn.functional.leaky_relu(D.phi[2](torch.nn.functional.leaky_relu(
+        D.phi[0](x), 0.2)), 0.2)  # phi(x) by hand
+    want = h @ D.psi.weight.T[:, 0] + D.psi.bias + ((c @ D.embed.weight.T) * h).sum(1)
+    torch.testing.assert_close(D(c, x), want)
+    assert not torch.allclose(D(c, x), D(-c, x))  # the condition changes the output
+    concat = ConditionalDiscriminator(3, 4, hidden_features=8, kind="concat")
+    assert concat.embed is None and concat.phi[0].in_features == 7
+    with pytest.raises(ValueError, match="classify"):
+        concat.classify(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="kind"):
+        ConditionalDiscriminator(3, 4, kind="sum")
 
 
+def test_conditional_gan_trains_with_the_trainer_and_uses_its_condition():
+    gan, trainer, (c, x, y) = _fit_gan()
+    assert {"train_loss_d", "train_loss_g"} <= set(trainer.history_)
+    with torch.no_grad():
+        samples = gan(c).squeeze(1)
+    # class 0 near -2, class 1 near +2: the generator reads c (a blind one could not)
+    assert samples[y == 0].mean() < -1 and samples[y == 1].mean() > 1
+    assert 0.1 < samples[y == 1].std() < 1.0  # spread, not a point (real: 0.3)
+    blind = lambda cond: gan(torch.full_like(cond, 0.5))  # noqa: E731 (a wrong model)
+    assert class_consistency(gan, c, y, lambda a: (a > 0).long().squeeze(1)) > 0.95
+    assert class_consistency(blind, c, y, lambda a: (a > 0).long().squeeze(1)) < 0.75
+
+
+def test_conditional_gan_is_seeded_and_steps_both_players():
+    h1 = _fit_gan(epochs=2)[1].history_
+    h2 = _fit_gan(epochs=2)[1].history_
+    assert h1["train_loss_d"] == h2["train_loss_d"] and h1["train_loss_g"] == h2["train_loss_g"]
+    c, x, y = _two_classes(32)
+    gan = ConditionalGAN(ConditionalGenerator(2, 1, noise_dim=2, hidden_features=8),
+                         ConditionalDiscriminator(2, 1, hidden_features=8))
+    before = [p.detach().clone() for p in gan.parameters()]
+    logs = gan.training_step((c, x), 0, gan.configure_optimizers())
+    assert all(not v.requires_grad and v.ndim == 0 for v in logs.values())
+    assert all(not torch.equal(a, b) for a, b in zip(before, gan.parameters()))
+    val = gan.validation_step((c, x), 0)
+    assert set(val) == {"d_real", "d_fake", "spread"} and float(val["spread"]) > 0
+
+
+def test_ac_loss_trains_the_auxiliary_classifier_and_needs_labels():
+    gan, trainer, (c, x, y) = _fit_gan(class_weight=1.0, epochs=10)
+    with torch.no_grad():
+        acc = (gan.discriminator.classify(x).argmax(1) == y).float().mean()
+    assert acc > 0.95  # the class of a real x is easy here
+    with pytest.raises(ValueError, match="labels"):
+        gan.training_step((c, x), 0, gan.configure_optimizers())
+    with pytest.raises(ValueError, match="auxiliary classifier"):
+        ConditionalGAN(ConditionalGenerator(2, 1), ConditionalDiscriminator(2, 1),
+                       class_weight=1.0)
+    with pytest.raises(ValueError, match="discriminator reads"):
+        ConditionalGAN(ConditionalGenerator(2, 1), ConditionalDiscriminator(3, 1))
+
+
+def test_class_spread_and_sample_spread_against_numpy():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 3, generator=g, dtype=torch.float64), torch.arange(40) % 4
+    want = np.mean([x[y == k].numpy().std(0, ddof=1).mean() for k in range(4)])
+    assert class_spread(x, y) == pytest.approx(want)
+    with pytest.raises(ValueError, match="two items"):
+        class_spread(x[:5], torch.tensor([0, 0, 1, 1, 2]))
+    samples = torch.randn(3, 4, 2, generator=g)  # 3 draws for 4 conditions
+    draws = iter(samples)
+    got = sample_spread(lambda cond: next(draws), torch.zeros(4, 1), num_samples=3)
+    assert got == pytest.approx(np.std(samples.numpy(), axis=0, ddof=1).mean(), rel=1e-6)
+    with pytest.raises(ValueError, match="num_samples"):
+        sample_spread(lambda cond: cond, torch.zeros(4, 1), num_samples=1)
+
+
+def test_class_consistency_equals_sklearn_accuracy_of_the_probe():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    real = torch.randn(60, 4, generator=g, dtype=torch.float64) + y[:, None]
+    probe = LogisticRegression().fit(real.numpy(), y.numpy())
+    fake = real + 0.5 * torch.randn(60, 4, generator=g, dtype=torch.float64)
+    want = accuracy_score(y.numpy(), probe.predict(fake.numpy()))
+    got = class_consistency(lambda c: fake, torch.zeros(60, 1), y,
+                            lambda a: torch.from_numpy(probe.predict(a.numpy())))
+    assert got == pytest.approx(want)
+    scores = class_consistency(lambda c: fake, torch.zeros(60, 1), y,
+                               lambda a: torch.from_numpy(probe.decision_function(a.numpy())))
+    assert scores == pytest.approx(want)  # (N, C) scores or (N,) classes
 def test_sample_spread_zero_for_a_generator_without_noise():
     G = ConditionalGenerator(3, 2, noise_dim=0)
     assert sample_spread(G, torch.randn(5, 3)) == 0.0
@@ -122,7 +204,7 @@ def test_compare_imputers_hides_absent_entries():
     labels = (xs[1][:, 0] > 0).long()
     rows = compare_imputers({"peek": peek, "oracle": oracle}, classify, xs, labels, present)
     assert (seen["absent"] == 0).all()
-    assert rows[1] == {"imputer": "oracle", "accuracy": 1.0}
+    assert rows[1] == {"imputer": "oracle", "accuracy": 1.0, "draws": 1}
 
 
 def test_zero_impute_and_compare_imputers_drop_nan_in_absent_entries():
@@ -145,7 +227,7 @@ def test_zero_impute_and_compare_imputers_drop_nan_in_absent_entries():
     nan_score = (classify([x0, x1]).argmax(1) == labels).float().mean().item()
     assert want == pytest.approx(5 / 6) and nan_score != want  # NaN logits score otherwise
     rows = compare_imputers({"zero-fill": zero_impute}, classify, [x0, x1], labels, present)
-    assert rows == [{"imputer": "zero-fill", "accuracy": want}]
+    assert rows == [{"imputer": "zero-fill", "accuracy": want, "draws": 1}]
     G = ConditionalGenerator(1, 1, noise_dim=0)
     out = GeneratorImputer(G, torch.nn.Identity(), source=0, target=1)([x0, x1], present)
     assert torch.isfinite(out[1]).all()
@@ -153,16 +235,115 @@ def test_zero_impute_and_compare_imputers_drop_nan_in_absent_entries():
         zero_impute([x0, x1], torch.tensor([[False, False]] + [[True, True]] * 5))
 
 
-def test_invariant_encoder_trains_and_checks_inputs():
+def test_impute_predict_averages_probabilities_over_draws():
+    g = torch.Generator().manual_seed(0)
+    draws = [torch.randn(6, 2, generator=g) for _ in range(3)]
+    calls = iter(draws)
+    impute = lambda xs, present: [xs[0], next(calls)]  # noqa: E731
+    classify = lambda xs: xs[1] ** 2 @ torch.tensor([[1.0, -1.0, 0.5], [0.3, 2.0, -1.0]])  # noqa: E731
+    xs, present = [torch.zeros(6, 1), None], [True, False]
+    want = sum(torch.softmax(classify([xs[0], d]), 1) for d in draws) / 3
+    torch.testing.assert_close(impute_predict(impute, classify, xs, present, 3), want)
+    one = impute_predict(zero_impute, classify, [torch.zeros(6, 1), draws[0]], present, 1)
+    five = impute_predict(zero_impute, classify, [torch.zeros(6, 1), draws[0]], present, 5)
+    torch.testing.assert_close(one, five)  # a deterministic imputer: K draws = one
+    with pytest.raises(ValueError, match="num_draws"):
+        impute_predict(zero_impute, classify, xs, present, 0)
+
+
+def test_compare_imputers_pools_draws_per_imputer():
+    xs = [torch.zeros(4, 1), torch.tensor([[1.0], [-1.0], [1.0], [-1.0]])]
+    labels = torch.tensor([1, 0, 1, 0])
+    flips = iter([torch.ones(4, 1), -torch.ones(4, 1)] * 10)
+    noisy = lambda xs_in, present: [xs_in[0], next(flips)]  # noqa: E731
+    classify = lambda xs_in: torch.cat([-xs_in[1], xs_in[1]], 1)  # noqa: E731
+    rows = compare_imputers({"one": noisy, "two": noisy}, classify, xs, labels,
+                            [True, False], num_draws={"two": 2})
+    assert [r["draws"] for r in rows] == [1, 2]
+    assert rows[1]["accuracy"] == 0.5  # the two draws cancel: ties go to class 0
+
+
+def test_hot_deck_imputer_draws_real_donors_of_the_posterior_class():
+    donors = torch.arange(20.0).unsqueeze(1)  # donor i has value i
+    donor_labels = torch.arange(20) % 2  # even values: class 0
+    posterior = lambda x: torch.tensor([0.25, 0.75]).expand(len(x), 2)  # noqa: E731
+    imp = HotDeckImputer(donors, donor_labels, posterior,
+                         generator=torch.Generator().manual_seed(0))
+    out = imp([torch.randn(4000, 3), torch.full((4000, 1), float("nan"))], [True, False])[1]
+    assert torch.isin(out, donors).all()
+    odd = (out.squeeze(1) % 2 == 1).float().mean().item()
+    assert abs(odd - 0.75) < 0.03  # classes drawn from the posterior
+    again = HotDeckImputer(donors, donor_labels, posterior,
+                           generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again([torch.randn(4000, 3), torch.zeros(4000, 1)],
+                                     [True, False])[1], out)  # seeded
+    only_two = HotDeckImputer(donors, torch.zeros(20, dtype=torch.long), posterior)
+    with pytest.raises(ValueError, match="no donor of class 1"):
+        only_two([torch.randn(50, 3), torch.zeros(50, 1)], [True, False])
+    with pytest.raises(ValueError, match="differ"):
+        HotDeckImputer(donors, donor_labels, posterior, source=1, target=1)
+
+
+def test_invariant_encoder_trains_with_the_trainer_and_checks_inputs():
     torch.manual_seed(0)
     model = ModalityInvariantEncoder((3, 2), embed_dim=4, num_classes=2, hidden_features=8)
     xs, y = [torch.randn(64, 3), torch.randn(64, 2)], torch.randint(0, 2, (64,))
-    h = train_invariant(model, xs, y, epochs=2, batch_size=32)
-    assert len(h["task"]) == 2 and not model.training
+    h = Trainer(model, max_epochs=2, batch_size=32, progress=False, device="cpu").fit(
+        (*xs, y), val_data=(*xs, y)).history_
+    assert len(h["train_task"]) == len(h["val_disc_acc"]) == 2
     with pytest.raises(ValueError, match=r"xs\[1\]"):
         model([xs[0], torch.randn(64, 3)])
     parts = model.losses(xs, y)
-    assert set(parts) == {"total", "task", "adversarial"}
+    assert set(parts) == {"total", "task", "adversarial", "disc_acc"}
+    # the adversarial term: the mean cross-entropy of each modality's embeddings
+    es = model(xs)
+    want = sum(torch.nn.functional.cross_entropy(model.discriminator(e),
+                                                 torch.full((64,), m)) for m, e in enumerate(es))
+    torch.testing.assert_close(parts["adversarial"], want)
+
+
+def test_dann_ignores_target_labels_balances_domains_and_reverses_the_gradient():
+    torch.manual_seed(0)
+    model = DomainAdversarialNet(4, num_classes=3, hidden_features=8, lambda_=0.5)
+    x = torch.randn(10, 4)
+    domain = torch.tensor([0] * 7 + [1] * 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, -1, -1, -1])
+    logs = model.training_step((x, y, domain), 0)
+    y2 = y.clone()
+    y2[7:] = -5  # the unlabelled rows' labels are never read
+    torch.testing.assert_close(model.training_step((x, y2, domain), 0)["loss"], logs["loss"])
+    f = model.features(x)
+    ce = torch.nn.functional.cross_entropy(model.discriminator(f), domain, reduction="none")
+    torch.testing.assert_close(logs["adversarial"], (ce[:7].mean() + ce[7:].mean()) / 2)
+    task = torch.nn.functional.cross_entropy(model.head(f[:7]), y[:7])
+    torch.testing.assert_close(logs["task"], task.detach())
+    # reversal: through R, x receives -lambda times the discriminator loss's gradient
+    x_req = x.clone().requires_grad_(True)
+    (g_total,) = torch.autograd.grad(model.training_step((x_req, y, domain), 0)["loss"], x_req)
+    f = model.features(x_req)
+    ce = torch.nn.functional.cross_entropy(model.discriminator(f), domain, reduction="none")
+    (g_task,) = torch.autograd.grad(
+        torch.nn.functional.cross_entropy(model.head(f[:7]), y[:7]), x_req, retain_graph=True)
+    (g_adv,) = torch.autograd.grad((ce[:7].mean() + ce[7:].mean()) / 2, x_req)
+    torch.testing.assert_close(g_total, g_task - 0.5 * g_adv)
+    assert model(x).shape == (10, 3)
+
+
+def test_conditional_samples_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mmbook.plot import conditional_samples
+
+    x, y = torch.randn(30, 2), torch.arange(30) % 3
+    fig = conditional_samples({"real": (x, y), "generated": (x + 1, y)}, reference=(x, y))
+    assert len(fig.axes) == 2
+    assert len(fig.axes[1].collections) == 4  # the grey reference and three classes
+    plt.close(fig)
+    with pytest.raises(ValueError, match="panels"):
+        conditional_samples({"bad": (torch.randn(5, 3), torch.zeros(5))})
 
 
 # ----------------------------------------------------------------------------- exercises
@@ -232,3 +413,29 @@ def test_ch14_checkers_name_backward_arity_wrong_local_kernel_and_sequential_upd
         return new1, ch14.cross_diffusion_step(new1, P2, S1, S2, alpha)[1]
 
     assert "old kernels" in ch14.check_cross_diffusion(sequential).message
+
+
+def test_ch14_pooled_prediction_checker_names_mistakes():
+    assert ch14.check_pooled_prediction(impute_predict)
+    assert ch14.check_pooled_prediction(lambda *a: None).pending
+
+    def mean_logits(impute, classify, xs, present, K):
+        return torch.softmax(sum(classify(impute(xs, present)) for _ in range(K)) / K, 1)
+
+    assert "logits" in ch14.check_pooled_prediction(mean_logits).message
+
+    def mean_inputs(impute, classify, xs, present, K):
+        draws = [impute(xs, present)[1] for _ in range(K)]
+        return torch.softmax(classify([xs[0], sum(draws) / K]), 1)
+
+    assert "inputs" in ch14.check_pooled_prediction(mean_inputs).message
+
+    def one_draw(impute, classify, xs, present, K):
+        return torch.softmax(classify(impute(xs, present)), 1)
+
+    assert "once" in ch14.check_pooled_prediction(one_draw).message
+
+    def labels(impute, classify, xs, present, K):
+        return impute_predict(impute, classify, xs, present, K).argmax(1)
+
+    assert "classes" in ch14.check_pooled_prediction(labels).message

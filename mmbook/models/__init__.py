@@ -8,8 +8,10 @@
   modalities and decoders; reconstructs any modality from the others.
 * :class:`CrossEncoder` (chapter 10): the seed's cross-encoder, each modality's tokens
   attending to the other's, with a classification head.
-* :mod:`mmbook.models.gan` (chapter 14): a conditional GAN that imputes a modality,
-  imputers and their comparison, a modality-invariant encoder with gradient reversal.
+* :mod:`mmbook.models.gan` (chapter 14): a conditional GAN (concatenation or projection
+  discriminator, optional AC-GAN class loss) that trains with the ``Trainer``, measures
+  of its samples, imputers and their comparison (multiple imputation), and gradient
+  reversal: a modality-invariant encoder and domain-adversarial training (DANN).
 * :class:`StreamingEncoder` (chapter 15): a recurrent encoder fed chunk by chunk;
   :class:`StreamingSpectrogram`, the causal audio front-end fed samples as they arrive.
 * :class:`DualEncoder` (chapter 11): a CLIP-style dual encoder for cross-modal retrieval.
@@ -26,9 +28,9 @@ _LAZY.update({name: "sentiment" for name in (  # chapter 13
     "ModalityEncoder", "UtteranceFusion", "WordLevelEarlyFusion", "CrossModalSentiment")})
 _LAZY.update({"CrossModalAutoencoder": "autoencoder",
               "fit_cross_modal_autoencoder": "autoencoder", "CrossEncoder": "cross_encoder"})
-_LAZY.update({"ConditionalGenerator": "gan", "ConditionalDiscriminator": "gan",
-              "GeneratorImputer": "gan", "ModalityInvariantEncoder": "gan",
-              "GradientReversal": "gan"})
+_LAZY.update({name: "gan" for name in (  # chapter 14
+    "ConditionalGenerator", "ConditionalDiscriminator", "ConditionalGAN", "GeneratorImputer",
+    "HotDeckImputer", "ModalityInvariantEncoder", "DomainAdversarialNet", "GradientReversal")})
 _LAZY.update({"StreamingEncoder": "streaming", "StreamingSpectrogram": "streaming"})  # ch. 15
 _LAZY.update({"DualEncoder": "dual_encoder"})  # chapter 11
 _LAZY.update({name: "vqa" for name in ("QuestionOnlyVQA", "ImageOnlyVQA", "ConcatVQA", "FiLMVQA",
