@@ -25,7 +25,7 @@ __all__ = [
     "check_choice", "check_sizes", "check_finite", "check_lengths", "check_dtype",
     "check_nonempty_batch", "lengths_to_mask", "to_tensor", "is_sparse", "to_dense_tensor",
     "as_sparse_coo", "to_numpy", "environment", "check_present", "fill_absent",
-    "count_parameters", "atomic_write",
+    "count_parameters", "atomic_write", "one_thread",
 ]
 
 
@@ -67,6 +67,38 @@ def set_seed(seed: int = 0) -> None:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
 
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one CPU thread (torch's and the BLAS libraries'), then restore.
+
+    A float32 sum split across threads is added in another order, so a product such as
+    ``x.T @ x`` over 60,000 rows changes in its last bits with the thread count. Work whose
+    result is cached or compared bit for bit (the data sets built once and saved) runs in
+    here, so that it is the same on a 1-core and a many-core machine.
+
+    Examples:
+        >>> before = torch.get_num_threads()
+        >>> with one_thread():
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    before = torch.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it only torch is limited
+        blas = contextlib.nullcontext()
+    else:
+        blas = threadpool_limits(limits=1)
+    torch.set_num_threads(1)
+    try:
+        with blas:
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def show_source(obj) -> object:

@@ -49,6 +49,25 @@ def tiny_builds(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- AV digits
+def test_av_build_is_the_same_on_one_thread_and_on_two():
+    """The PCA behind the images sums 60,000 float32 rows: split across threads, the sum's
+    order (and its last bits, then the data sets built on it) would follow the machine's
+    thread count. It runs on one thread whatever the caller's setting."""
+    from threadpoolctl import threadpool_limits
+
+    before, runs = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with threadpool_limits(limits=threads):
+                runs.append(mnist_pca())
+                assert torch.get_num_threads() == threads  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    (mean1, basis1), (mean2, basis2) = runs
+    assert np.array_equal(mean1, mean2) and np.array_equal(basis1, basis2)
+
+
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_av_shapes_and_dtypes(av, split):
     ds, n = av[split], AV_SIZES["small"][split]
