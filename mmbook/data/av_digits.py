@@ -71,7 +71,9 @@ _MNIST_OFFSET = {"train": 0, "val": 55000, "test": 0}  # first row of each split
 _FSDD_TAKES = {"train": range(10, 50), "val": range(5, 10), "test": range(0, 5)}
 _MNIST_FILES = tuple(f"{p}-{k}-idx{d}-ubyte.gz" for p in ("train", "t10k")
                      for k, d in (("images", 3), ("labels", 1)))
-_VERSION = 6  # 6: built on one thread (the same bits on any machine); 5: audio standardisation statistics stored; causal builds (running peak of x)
+# 6: built on one thread (the same bits on any machine); 5: audio standardisation
+# statistics stored, causal builds (running peak of x)
+_VERSION = 6
 
 
 @dataclass
