@@ -11,8 +11,11 @@ Debian's package ``bubblewrap``; ``make sandbox`` installs it). What the noteboo
   repository, not the other submissions, not the grades;
 * its own PID, network (none: loopback only), IPC and UTS namespaces: ``/proc`` shows its
   processes only, and nothing else on the machine can be signalled or traced;
-* an unprivileged user: when the grader runs as root, job ``j`` runs as uid ``61000 + j``
-  (no capabilities, ``no_new_privs``); otherwise a user namespace maps the grader's user;
+* an unprivileged user: when the grader runs as root, job ``j`` runs as uid
+  ``61000 + 64 b + j``, where ``b`` is a block of uids this grader holds alone (a lock file
+  under the system's temporary folder), so that two graders running at once never share a
+  uid, nor its ``RLIMIT_NPROC`` count (no capabilities, ``no_new_privs``); otherwise a
+  user namespace maps the grader's user;
 * limits: processes (``pids`` cgroup, and ``RLIMIT_NPROC`` for the dedicated uid), memory
   (``memory`` cgroup, v1 or v2, where the grader may create one; else ``RLIMIT_AS``), file
   size, open files, size-capped temporary file systems, and a wall-clock limit.
@@ -63,6 +66,31 @@ class Limits:
     out_size: int = 64 << 20       # bytes the notebook's results may take (/out)
     open_files: int = 1024
     output_limit: int = 200_000    # bytes of output kept per cell in the executed copy
+
+
+UID_BLOCK = 64  # uids per grader: its jobs' slots
+
+
+def _claim_uid_block(blocks: int = 256):
+    """``(open lock file, first uid)`` of a block of ``UID_BLOCK`` uids no other grader on
+    this machine holds now (an exclusive ``flock`` on a file per block, released when the
+    file is closed or the process ends, even killed). Only root switches to these uids;
+    any other user runs the jobs as itself in a user namespace and claims nothing."""
+    import fcntl
+
+    if os.geteuid() != 0:
+        return None, UID_BASE
+
+    folder = Path(tempfile.gettempdir())
+    for block in range(blocks):
+        f = open(folder / f"mmbook-sandbox-uids-{block}.lock", "a")  # noqa: SIM115 - held
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        return f, UID_BASE + UID_BLOCK * block
+    raise SandboxUnavailable(f"all {blocks} blocks of grader uids are held by other graders")
 
 
 @dataclass
@@ -266,9 +294,19 @@ class Sandbox:
         os.chmod(self.root, 0o755)
         self.package = self._snapshot(Path(package_dir or Path(__file__).parent))
         self.use_cgroups = (not unsafe) and cgroups_available()
+        self._uid_lock, self.uid_base = _claim_uid_block()
 
     def close(self) -> None:
         self._tmp.cleanup()
+        if self._uid_lock is not None:
+            self._uid_lock.close()  # releases the block
+            self._uid_lock = None
+
+    def _uid(self, slot: int) -> int:
+        if not 0 <= slot < UID_BLOCK:
+            raise ValueError(f"slot must be in [0, {UID_BLOCK}) (at most {UID_BLOCK} jobs), "
+                             f"got {slot}")
+        return self.uid_base + slot
 
     def __enter__(self):
         return self
@@ -332,7 +370,7 @@ class Sandbox:
         limits.append("--")
         user = []
         if os.geteuid() == 0:
-            uid = UID_BASE + slot
+            uid = self._uid(slot)
             user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
@@ -397,7 +435,7 @@ class Sandbox:
             (job / "plan.json").write_text(plan, encoding="utf-8")
             (job / "after.json").write_text(json.dumps({str(k): v for k, v in
                                                         after_cells.items()}), encoding="utf-8")
-            uid = UID_BASE + slot
+            uid = self._uid(slot)
             (job / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nstudent:x:{uid}:{uid}"
                                         f":student:/home/student:/bin/sh\n", encoding="utf-8")
             (job / "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n", encoding="utf-8")

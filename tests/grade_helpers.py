@@ -48,7 +48,7 @@ def notebook(cells):
 RIGHT = {
     "ex-flops": "lstm_flops = 40 * 2 * 4 * 32 * (64 + 32)",
     "ex-kd": '''def kd(s, t, T):
-    return F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1), log_target=True,
+    return F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1),
                     reduction="batchmean") * T ** 2''',
     "ex-two": "small_flops = 3 * 2 * 4 * 4 * (8 + 4)\nbig_flops = 5 * 2 * 4 * 8 * (16 + 8)",
     "ex-mom": '''def momentum_step(theta, grad, buf, lr, mu):

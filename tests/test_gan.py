@@ -416,26 +416,23 @@ def test_ch14_checkers_name_backward_arity_wrong_local_kernel_and_sequential_upd
 
 
 def test_ch14_pooled_prediction_checker_names_mistakes():
-    assert ch14.check_pooled_prediction(impute_predict)
-    assert ch14.check_pooled_prediction(lambda *a: None).pending
+    from mmbook.exercises.ch14 import _pooling_case
 
-    def mean_logits(impute, classify, xs, present, K):
-        return torch.softmax(sum(classify(impute(xs, present)) for _ in range(K)) / K, 1)
+    assert ch14.check_pooled_prediction(lambda z: torch.softmax(z, -1).mean(0))
+    assert ch14.check_pooled_prediction(lambda z: None).pending
+    # the right rule as impute_predict computes it, from K draws of a stochastic imputer
+    logits = _pooling_case()
+    draws = iter(logits)
+    pooled = impute_predict(lambda xs, present: next(draws), lambda z: z, None, None,
+                            len(logits))
+    torch.testing.assert_close(pooled, torch.softmax(logits, -1).mean(0))
+    mistakes = {"logits": lambda z: torch.softmax(z.mean(0), 1),
+                "one draw": lambda z: torch.softmax(z[0], 1),
+                "sum to K": lambda z: torch.softmax(z, -1).sum(0),
+                "classes": lambda z: torch.softmax(z, 1).mean(0),
+                "not over the draws": lambda z: torch.softmax(z, 0).mean(0),
+                "shape": lambda z: torch.softmax(z, -1).mean(0).argmax(1)}
+    for words, fn in mistakes.items():
+        fb = ch14.check_pooled_prediction(fn)
+        assert not fb and words in fb.message, (words, fb.message)
 
-    assert "logits" in ch14.check_pooled_prediction(mean_logits).message
-
-    def mean_inputs(impute, classify, xs, present, K):
-        draws = [impute(xs, present)[1] for _ in range(K)]
-        return torch.softmax(classify([xs[0], sum(draws) / K]), 1)
-
-    assert "inputs" in ch14.check_pooled_prediction(mean_inputs).message
-
-    def one_draw(impute, classify, xs, present, K):
-        return torch.softmax(classify(impute(xs, present)), 1)
-
-    assert "once" in ch14.check_pooled_prediction(one_draw).message
-
-    def labels(impute, classify, xs, present, K):
-        return impute_predict(impute, classify, xs, present, K).argmax(1)
-
-    assert "classes" in ch14.check_pooled_prediction(labels).message

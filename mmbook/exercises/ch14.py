@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from ..graph import normalize_adjacency
-from ..models.gan import impute_predict
 from . import Feedback, call_student, check_close
 
 __all__ = ["check_gcn_normalization", "check_gradient_reversal", "check_cross_diffusion",
@@ -162,70 +161,44 @@ def check_cross_diffusion(fn) -> Feedback:
 
 
 # ----------------------------------------------------------------------------- multiple imputation
-class _Draws:
-    """A stochastic imputer that hands out fixed draws in turn and counts its calls."""
-
-    def __init__(self, draws):
-        self.draws, self.calls = draws, 0
-
-    def __call__(self, xs, present):
-        draw = self.draws[self.calls % len(self.draws)]
-        self.calls += 1
-        return [xs[0], draw.clone()]
-
-
 def _pooling_case():
+    """Logits of a classifier on K = 4 imputations of 5 samples, 3 classes: the draws
+    disagree (the imputed modality is uncertain), so the pooling rules differ."""
     g = torch.Generator().manual_seed(14)
-    xs = [torch.randn(5, 2, generator=g, dtype=torch.float64), None]
-    draws = [2 * torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(4)]
-    W = torch.randn(3, 4, generator=g, dtype=torch.float64)
-
-    def classify(xs_in):  # non-linear in the imputed modality: (x1^2) W, plus x0
-        return (xs_in[1] ** 2) @ W + xs_in[0].sum(1, keepdim=True)
-
-    present = torch.tensor([True, False])
-    return xs, draws, classify, present
+    return 3 * torch.randn(4, 5, 3, generator=g, dtype=torch.float64)  # (K, N, C)
 
 
 def check_pooled_prediction(fn) -> Feedback:
-    """Check ``fn(impute, classify, xs, present, K)``: the class probabilities averaged over
-    K imputations, (1/K) sum_k softmax(classify(impute(xs, present)))."""
-    xs, draws, classify, present = _pooling_case()
-    K = len(draws)
-    imputer = _Draws(draws)
-    got, fail = call_student(fn, imputer, classify, xs, present, K, name="your pooling")
+    """Check ``fn(logits)``: multiple imputation's pooled class probabilities from the
+    classifier's logits on K draws, ``logits (K, N, C) -> (1/K) sum_k softmax(logits[k])``,
+    shape ``(N, C)``."""
+    logits = _pooling_case()
+    got, fail = call_student(fn, logits.clone(), name="your pooling")
     if fail is not None:
         return fail
     if not isinstance(got, torch.Tensor):
         return Feedback(False, f"return a tensor of probabilities (N, C), got {type(got).__name__}")
     got = got.detach().to(torch.float64)
-    want = impute_predict(_Draws(draws), classify, xs, present, K)
+    K, N, C = logits.shape
+    want = torch.softmax(logits, dim=2).mean(0)  # (N, C)
     if got.shape != want.shape:
         return Feedback(False, f"the result has shape {tuple(got.shape)}, expected (N, C) = "
-                               f"{tuple(want.shape)}: one probability per sample and class, "
-                               f"not the predicted classes")
-    if imputer.calls == 1:
-        return Feedback(False, "impute was called once: call it K times, once per draw "
-                               "(each call is a new draw)")
-    if imputer.calls != K:
-        return Feedback(False, f"impute was called {imputer.calls} times for K = {K}: one call "
-                               f"per draw")
-    logits = [classify([xs[0], d]) for d in draws]
-    mean_input = sum(draws) / K
+                               f"{tuple(want.shape)}: one probability per sample and class "
+                               "(not the predicted classes; the draws' axis 0 averaged away)")
     wrong = {
         "you averaged the logits, then took the softmax: average the probabilities "
-        "(softmax of each draw's logits first)": torch.softmax(sum(logits) / K, dim=1),
-        "you averaged the imputed inputs and classified once: the mean of the draws is not "
-        "a plausible input; classify each draw, then average the predictions":
-            torch.softmax(classify([xs[0], mean_input]), dim=1),
-        "the rows sum to K: divide the sum of the probabilities by K":
-            K * want,
-        "the softmax must run over the classes (dim=1), not over the samples":
-            sum(torch.softmax(z, dim=0) for z in logits) / K,
+        "(the softmax of each draw's logits first)": torch.softmax(logits.mean(0), dim=1),
+        "you kept one draw: average over all K draws (axis 0)": torch.softmax(logits[0], dim=1),
+        "the rows sum to K: divide the sum of the probabilities by K": K * want,
+        "the softmax must run over the classes (the last axis), not over the draws or the "
+        "samples": torch.softmax(logits, dim=1).mean(0),
+        "the softmax must run over the classes (the last axis), not over the draws":
+            torch.softmax(logits, dim=0).mean(0),
     }
     for message, value in wrong.items():
         if torch.allclose(got, value, atol=1e-6):
             return Feedback(False, message)
     return check_close("the pooled probabilities", got, want,
-                       hint="(1/K) sum over K calls of softmax(classify(impute(xs, present)), "
-                            "dim=1)")
+                       hint="(1/K) sum over the draws of softmax(logits[k], dim=-1)")
+
+
