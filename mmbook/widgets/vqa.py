@@ -20,6 +20,7 @@ ipywidget: an example slider and a word slider) and :func:`token_maps_slider_fig
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ import numpy as np
 import torch
 
 from .common import control_panel, require_ipywidgets, set_int_value
+
+TITLE_WIDTH = 80  # characters per line of a kernel-free explorer's title
 
 __all__ = ["TokenMaps", "coattention_token_maps", "caption_token_maps", "token_maps_static",
            "TokenMapsExplorer", "token_maps_slider_figure"]
@@ -297,11 +300,13 @@ def token_maps_slider_figure(examples: Sequence[TokenMaps], initial: dict | None
         ]
         word = (f"word {position}: {ex.tokens[position]!r}, largest weight {m.max():.2f}"
                 if inside else f"word {position}: past the end of this example")
-        return traces, f"{ex.title} | {word}"
+        # lines the figure's width holds (a longer title would be clipped, on the page too)
+        return traces, "<br>".join([*textwrap.wrap(ex.title, TITLE_WIDTH), word])
 
     S = examples[0].image.shape[0]
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False}
-    layout = {"height": 470, "margin": {"t": 60, "l": 20, "r": 40},
+    lines = max(len(textwrap.wrap(ex.title, TITLE_WIDTH)) for ex in examples) + 1
+    layout = {"height": 450 + 18 * lines, "margin": {"t": 24 + 18 * lines, "l": 20, "r": 40},
               "xaxis": {**axis, "domain": [0, 0.46], "range": [-0.5, S - 0.5]},
               "yaxis": {**axis, "range": [S - 0.5, -0.5], "scaleanchor": "x"},
               "xaxis2": {**axis, "domain": [0.54, 0.96]},
