@@ -33,13 +33,6 @@ MISSING = {
     "mmbook.data.clevr.SortOfCLEVR",
     "mmbook.data.clevr.render_scene",
     "mmbook.data.mfeat.load_mfeat",  # reads the real mfeat files: no example without them
-    # models (VQA, captioning)
-    "mmbook.models.captioning.caption_loss",
-    "mmbook.models.vqa.GridEncoder", "mmbook.models.vqa.encode_questions",
-    "mmbook.models.vqa.DistinctQuestions", "mmbook.models.vqa.QuestionOnlyVQA",
-    "mmbook.models.vqa.ImageOnlyVQA", "mmbook.models.vqa.ConcatVQA",
-    "mmbook.models.vqa.FiLMVQA", "mmbook.models.vqa.CoAttentionVQA",
-    "mmbook.models.vqa.RelationNetworkVQA",
 }
 
 _EXAMPLES = re.compile(r"^\s*Examples?:\s*$", re.M)

@@ -40,11 +40,28 @@ __all__ = ["CaptionDecoder", "CaptionModel", "AttentionCaptionModel", "caption_l
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor, pad_index: int = 0) -> torch.Tensor:
-    """Mean cross-entropy over the real (non-padding) target words.
+    r"""Mean cross-entropy over the real (non-padding) target words.
+
+    .. math:: \mathcal L = -\frac{1}{|\{(n,t): w_{nt} \ne \text{pad}\}|}
+              \sum_{w_{nt} \ne \text{pad}} \log p(w_{nt} \mid w_{n,<t}, v_n)
 
     Shape:
         - logits: :math:`(N, L, V)`; targets: :math:`(N, L)`
         - output: scalar
+
+    Examples:
+        Padding positions do not count, whatever the model predicts there:
+
+        >>> _ = torch.manual_seed(0)
+        >>> logits, targets = torch.randn(2, 3, 6), torch.tensor([[4, 5, 3], [4, 3, 0]])
+        >>> other = logits.clone()
+        >>> other[1, 2] = 100.0                                  # the padded position
+        >>> torch.equal(caption_loss(logits, targets), caption_loss(other, targets))
+        True
+        >>> real = targets != 0
+        >>> torch.allclose(caption_loss(logits, targets),
+        ...                F.cross_entropy(logits[real], targets[real]))
+        True
     """
     check_shape(targets, (logits.shape[0], logits.shape[1]), "targets")
     return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=pad_index)

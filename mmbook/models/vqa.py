@@ -70,6 +70,15 @@ def encode_questions(encoder: nn.Module, ids: torch.Tensor, lengths: torch.Tenso
     Shape:
         - ids: :math:`(N, L)`, lengths: :math:`(N,)` (a tensor or a list of ints)
         - output: :math:`(N, H)`, or ``(states (N, L, H), mask (N, L))``
+
+    Examples:
+        >>> from mmbook.text import make_text_encoder
+        >>> _ = torch.manual_seed(0)
+        >>> lstm = make_text_encoder("lstm", vocab_size=20, hidden_size=8)
+        >>> ids = torch.tensor([[4, 5, 6], [4, 5, 6], [7, 8, 0]])   # rows 0 and 1 repeat
+        >>> torch.allclose(encode_questions(lstm, ids, [3, 3, 2]),
+        ...                lstm(ids, torch.tensor([3, 3, 2])))
+        True
     """
     check_shape(ids, ("N", None), "ids")
     lengths = torch.as_tensor(lengths, device=ids.device)
@@ -93,7 +102,17 @@ def _down(in_channels: int, out_channels: int) -> nn.Sequential:
 
 class DistinctQuestions(nn.Module):
     """A text encoder that encodes each distinct question of a batch once
-    (:func:`encode_questions`); same call and result as the encoder it wraps."""
+    (:func:`encode_questions`); same call and result as the encoder it wraps.
+
+    Examples:
+        >>> from mmbook.text import make_text_encoder
+        >>> _ = torch.manual_seed(0)
+        >>> lstm = make_text_encoder("lstm", vocab_size=20, hidden_size=8)
+        >>> ids = torch.tensor([[4, 5, 6], [4, 5, 6], [7, 8, 0]])   # rows 0 and 1 repeat
+        >>> lengths = torch.tensor([3, 3, 2])
+        >>> torch.allclose(DistinctQuestions(lstm)(ids, lengths), lstm(ids, lengths))
+        True
+    """
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
@@ -116,6 +135,10 @@ class GridEncoder(nn.Module):
     Shape:
         - features: :math:`(N, C, G, G)`
         - output: :math:`(N, \\text{out\\_features})`
+
+    Examples:
+        >>> GridEncoder(in_channels=8, grid_size=4, out_features=16)(torch.rand(2, 8, 4, 4)).shape
+        torch.Size([2, 16])
     """
 
     def __init__(self, in_channels: int, grid_size: int, out_features: int = 64,
@@ -197,6 +220,15 @@ class QuestionOnlyVQA(nn.Module):
     Shape:
         - features: ignored; ids: :math:`(N, L)`; lengths: :math:`(N,)`
         - output: :math:`(N, \\text{num\\_answers})`
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> features, ids = torch.rand(2, 8, 4, 4), torch.randint(1, 20, (2, 5))  # G = 4
+        >>> lengths = torch.tensor([5, 3])
+        >>> model = QuestionOnlyVQA(vocab_size=20, num_answers=10)
+        >>> logits = model(features, ids, lengths)
+        >>> logits.shape, torch.equal(logits, model(torch.zeros_like(features), ids, lengths))
+        (torch.Size([2, 10]), True)
     """
 
     def __init__(self, vocab_size: int, num_answers: int, embed_dim: int = 32,
@@ -216,6 +248,15 @@ class ImageOnlyVQA(nn.Module):
     Shape:
         - features: :math:`(N, C, G, G)`; ids, lengths: ignored
         - output: :math:`(N, \\text{num\\_answers})`
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> features, ids = torch.rand(2, 8, 4, 4), torch.randint(1, 20, (2, 5))  # G = 4
+        >>> lengths = torch.tensor([5, 3])
+        >>> model = ImageOnlyVQA(in_channels=8, grid_size=4, num_answers=10)
+        >>> logits = model(features, ids, lengths)
+        >>> logits.shape, torch.equal(logits, model(features, ids.flip(0), lengths.flip(0)))
+        (torch.Size([2, 10]), True)
     """
 
     def __init__(self, in_channels: int, grid_size: int, num_answers: int,
@@ -239,6 +280,14 @@ class ConcatVQA(MultimodalModel):
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
         - output: :math:`(N, \\text{num\\_answers})`
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> features, ids = torch.rand(2, 8, 4, 4), torch.randint(1, 20, (2, 5))  # G = 4
+        >>> lengths = torch.tensor([5, 3])
+        >>> model = ConcatVQA(in_channels=8, grid_size=4, vocab_size=20, num_answers=10)
+        >>> model(features, ids, lengths).shape
+        torch.Size([2, 10])
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
@@ -271,6 +320,14 @@ class FiLMVQA(nn.Module):
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
         - output: :math:`(N, \\text{num\\_answers})`
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> features, ids = torch.rand(2, 8, 4, 4), torch.randint(1, 20, (2, 5))  # G = 4
+        >>> lengths = torch.tensor([5, 3])
+        >>> model = FiLMVQA(in_channels=8, grid_size=4, vocab_size=20, num_answers=10)
+        >>> model(features, ids, lengths).shape
+        torch.Size([2, 10])
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
@@ -341,6 +398,14 @@ class CoAttentionVQA(nn.Module):
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
         - output: :math:`(N, \\text{num\\_answers})`
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> features, ids = torch.rand(2, 8, 4, 4), torch.randint(1, 20, (2, 5))  # G = 4
+        >>> lengths = torch.tensor([5, 3])
+        >>> model = CoAttentionVQA(in_channels=8, grid_size=4, vocab_size=20, num_answers=10)
+        >>> model(features, ids, [5, 3]).shape  # lengths as a list too
+        torch.Size([2, 10])
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
@@ -428,6 +493,14 @@ class RelationNetworkVQA(_ObjectModel):
     Shape:
         - features: :math:`(N, C, G, G)`; ids: :math:`(N, L)`; lengths: :math:`(N,)`
         - output: :math:`(N, \\text{num\\_answers})`
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> features, ids = torch.rand(2, 8, 4, 4), torch.randint(1, 20, (2, 5))  # G = 4
+        >>> lengths = torch.tensor([5, 3])
+        >>> model = RelationNetworkVQA(in_channels=8, grid_size=4, vocab_size=20, num_answers=10)
+        >>> model(features, ids, lengths).shape
+        torch.Size([2, 10])
     """
 
     def __init__(self, in_channels: int, grid_size: int, vocab_size: int, num_answers: int,
