@@ -29,9 +29,7 @@ MISSING = {
     "mmbook.data.av_digits.AVDigits", "mmbook.data.av_digits.load_av_digits",
     "mmbook.data.av_digits.read_wav",
     "mmbook.data.av_digits.read_mnist", "mmbook.data.av_digits.mnist_pca",
-    "mmbook.data.av_digits.remove_energy", "mmbook.data.av_digits.av_wave",
-    "mmbook.data.clevr.SortOfCLEVR",
-    "mmbook.data.clevr.render_scene",
+    "mmbook.data.av_digits.av_wave",
     "mmbook.data.mfeat.load_mfeat",  # reads the real mfeat files: no example without them
 }
 

@@ -207,6 +207,17 @@ def remove_energy(x, mean, basis) -> np.ndarray:
 
     Shape:
         - x: ``(n, 784)``; mean: ``(784,)``; basis: ``(784, k)``; output: ``(n, 784)``
+
+    Examples:
+        With an orthonormal basis, a point already in the kept subspace comes back
+        unchanged, and a direction orthogonal to it is removed:
+
+        >>> basis = np.eye(784)[:, :2]                       # keep pixels 0 and 1
+        >>> mean, x = np.zeros(784), np.zeros((1, 784))
+        >>> x[0, 0], x[0, 5] = 2.0, 3.0
+        >>> out = remove_energy(x, mean, basis)
+        >>> float(out[0, 0]), float(out[0, 5])
+        (2.0, 0.0)
     """
     return ((x - mean) @ basis) @ basis.T + mean
 

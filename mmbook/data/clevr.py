@@ -263,6 +263,11 @@ def render_scene(scene: Sequence[dict], image_size: int) -> np.ndarray:
 
     Shape:
         - output: :math:`(3, S, S)` float32 in [0, 1]
+
+    Examples:
+        >>> img = render_scene([{"color": "red", "shape": "square", "center": (5, 5)}], 20)
+        >>> img.shape, img[:, 5, 5].tolist(), img[:, 15, 15].tolist()   # [channel, y, x]
+        ((3, 20, 20), [1.0, 0.0, 0.0], [1.0, 1.0, 1.0])
     """
     r = _half_size(image_size)
     img = np.ones((3, image_size, image_size), dtype=np.float32)
@@ -311,6 +316,14 @@ class SortOfCLEVR(ModalityDataset):
     Shape:
         ``ds[i]`` is ``(image (3, S, S), question str, target ())``; use
         :class:`mmbook.text.Vocabulary` to turn the questions into token ids.
+
+    Examples:
+        >>> ds = make_sort_of_clevr(2, image_size=32, seed=0)
+        >>> image, question, target = ds[0]
+        >>> tuple(image.shape), CLEVR_ANSWERS[int(target)] == ds.answers[0]
+        ((3, 32, 32), True)
+        >>> int(ds.image_index[0]), len(ds.scenes[0])
+        (0, 6)
     """
 
     modalities = ("image", "question")
